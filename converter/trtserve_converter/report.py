@@ -1,0 +1,193 @@
+"""The converter's JSON report (docs/contract.md, "Report").
+
+The report is read back by the operator from the container's termination message, which
+Kubernetes caps at 4096 bytes: `render_report` guarantees the cap by shortening the
+message first (ending it with `…`) and then dropping optional keys.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from trtserve_converter.errors import SUCCEEDED_EXIT_CODE, SUCCEEDED_REASON, ConverterError
+
+LOG = logging.getLogger(__name__)
+
+MAX_REPORT_BYTES = 4096
+REPORT_SCHEMA_VERSION = 1
+ELLIPSIS = "…"
+# The message is never cut below this many characters while optional keys remain:
+# the operator shows it in `kubectl get trtmodels`, it is the most useful field.
+MIN_MESSAGE_CHARS = 512
+# Optional keys in the order they are dropped when the report is still too large.
+DROP_ORDER = (
+    "durations",
+    "accuracy",
+    "gpu",
+    "tensorrtLoaded",
+    "tensorrtLinked",
+    "tensorflowVersion",
+    "nativeOps",
+    "trtEngineOps",
+    "enginesBuilt",
+    "modelName",
+    "modelVersion",
+    "precision",
+)
+
+Result = Literal["Succeeded", "Failed"]
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN/Infinity: a non-finite number becomes null."""
+    if value is None or not math.isfinite(value):
+        return None
+    return value
+
+
+class AccuracyReport(BaseModel):
+    """Outcome of the accuracy gate."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    passed: bool
+    samples: int
+    max_abs_error: float | None = Field(default=None, alias="maxAbsError")
+    max_rel_error: float | None = Field(default=None, alias="maxRelError")
+    top1_agreement: float | None = Field(default=None, alias="top1Agreement")
+
+    @field_validator("max_abs_error", "max_rel_error", "top1_agreement")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        return _finite_or_none(value)
+
+
+class Report(BaseModel):
+    """One converter run's outcome; serialized with the contract's camelCase keys."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    v: int = REPORT_SCHEMA_VERSION
+    result: Result
+    reason: str
+    exit_code: int = Field(alias="exitCode")
+    message: str
+    precision: str | None = None
+    model_name: str | None = Field(default=None, alias="modelName")
+    model_version: int | None = Field(default=None, alias="modelVersion")
+    durations: dict[str, float] | None = None
+    trt_engine_ops: int | None = Field(default=None, alias="trtEngineOps")
+    native_ops: int | None = Field(default=None, alias="nativeOps")
+    engines_built: int | None = Field(default=None, alias="enginesBuilt")
+    accuracy: AccuracyReport | None = None
+    tensorflow_version: str | None = Field(default=None, alias="tensorflowVersion")
+    tensorrt_linked: str | None = Field(default=None, alias="tensorrtLinked")
+    tensorrt_loaded: str | None = Field(default=None, alias="tensorrtLoaded")
+    gpu: str | None = None
+
+    @field_validator("message")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        return " ".join(value.split())
+
+    @classmethod
+    def succeeded(cls, message: str, **fields: Any) -> Report:
+        """A success report (exit code 0)."""
+        return cls(
+            result="Succeeded",
+            reason=SUCCEEDED_REASON,
+            exit_code=SUCCEEDED_EXIT_CODE,
+            message=message,
+            **fields,
+        )
+
+    @classmethod
+    def failed(cls, error: ConverterError, **fields: Any) -> Report:
+        """A failure report carrying the error's reason, exit code and message."""
+        return cls(
+            result="Failed",
+            reason=error.reason,
+            exit_code=error.exit_code,
+            message=error.message,
+            **fields,
+        )
+
+
+def _encode(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _size(data: dict[str, Any]) -> int:
+    return len(_encode(data).encode("utf-8"))
+
+
+def _shorten_message(data: dict[str, Any], floor: int, limit: int) -> None:
+    """Cut `message` (keeping at least `floor` characters) until the report fits."""
+    message: str = data["message"]
+    if _size(data) <= limit or len(message) <= floor:
+        return
+    low, high = floor, len(message) - 1
+    best = floor
+    while low <= high:  # longest prefix that fits, by bisection (JSON escaping varies)
+        middle = (low + high) // 2
+        data["message"] = message[:middle] + ELLIPSIS
+        if _size(data) <= limit:
+            best, low = middle, middle + 1
+        else:
+            high = middle - 1
+    data["message"] = message[:best] + ELLIPSIS
+
+
+def render_report(report: Report, limit: int = MAX_REPORT_BYTES) -> str:
+    """Compact one-line JSON of `report`, at most `limit` bytes in UTF-8."""
+    data = report.model_dump(by_alias=True, exclude_none=True)
+    _shorten_message(data, MIN_MESSAGE_CHARS, limit)
+    for key in DROP_ORDER:
+        if _size(data) <= limit:
+            break
+        data.pop(key, None)
+    _shorten_message(data, 0, limit)
+    return _encode(data)
+
+
+def report_json(
+    *,
+    result: Result,
+    reason: str,
+    exit_code: int,
+    message: str,
+    limit: int = MAX_REPORT_BYTES,
+    **optional: Any,
+) -> str:
+    """Build and render a report from contract keys (camelCase or snake_case).
+
+    For other parties' contract tests: `report_json(result="Failed", reason="Timeout",
+    exit_code=60, message="...", precision="FP16")`.
+    """
+    report = Report.model_validate(
+        {"result": result, "reason": reason, "exitCode": exit_code, "message": message}
+        | optional
+    )
+    return render_report(report, limit)
+
+
+def write_report(report: Report, path: str | os.PathLike[str]) -> str:
+    """Write the rendered report to `path` (e.g. /dev/termination-log) and return it.
+
+    A report that cannot be written is logged, never raised: the exit code still tells.
+    """
+    text = render_report(report)
+    try:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as error:
+        LOG.error("could not write the report to %s: %s", path, error)
+    return text

@@ -11,11 +11,24 @@ forbids unknown fields, like a structural CRD schema without
 
 from __future__ import annotations
 
+import itertools
+import re
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+
+from trtserve_operator.api import rules
+from trtserve_operator.api.validation import rule_error
 
 GROUP = "trtserve.io"
 VERSION = "v1alpha1"
@@ -26,6 +39,52 @@ SHORT_NAMES = ("trtm",)
 API_VERSION = f"{GROUP}/{VERSION}"
 
 DEFAULT_SERVING_IMAGE = "tensorflow/serving:2.17.1-gpu"
+
+CEL = "x-kubernetes-validations"
+"""Schema key of CEL rules; models and fields carry them in ``json_schema_extra``."""
+
+
+def _cel(*checks: rules.Rule) -> dict[str, Any]:
+    """``json_schema_extra`` attaching CEL rules to a model or a field."""
+    return {CEL: [check.to_schema() for check in checks]}
+
+
+def _check_uri(uri: str) -> str:
+    """The URI rules of :mod:`rules`, in Python (same order and messages as the CEL)."""
+    if not re.search(rules.URI_SCHEME_PATTERN, uri):
+        raise rule_error("", rules.URI_SCHEME.message)
+    if not re.search(rules.URI_AUTHORITY_PATTERN, uri):
+        raise rule_error("", rules.URI_AUTHORITY.message)
+    if uri.startswith("pvc://") and not re.search(rules.PVC_URI_PATTERN, uri):
+        raise rule_error("", rules.PVC_CLAIM.message)
+    return uri
+
+
+def _quantity_to_str(value: Any) -> Any:
+    """Accept ``cpu: 4`` like Kubernetes does (int-or-string) and keep quantities as str."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+Quantity = Annotated[
+    str,
+    BeforeValidator(_quantity_to_str),
+    Field(
+        pattern=QUANTITY_PATTERN,
+        max_length=64,
+        description="A quantity, e.g. 4, 500m or 16Gi.",
+        # pydantic leaves the pattern out of the schema once a BeforeValidator is attached.
+        json_schema_extra={"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN},
+    ),
+]
+"""A resource.Quantity (``4``, ``500m``, ``16Gi``)."""
+
+ImageReference = Annotated[str, Field(min_length=1, max_length=1024)]
 
 
 class ApiModel(BaseModel):
@@ -76,7 +135,9 @@ class Source(ApiModel):
                 "s3://bucket/path, gs://bucket/path, http(s)://host/path, "
                 "pvc://<claim-name>/<path-in-volume>."
             ),
+            json_schema_extra=_cel(*rules.URI_RULES),
         ),
+        AfterValidator(_check_uri),
     ]
     secret_ref: Annotated[
         LocalObjectReference | None,
@@ -100,25 +161,34 @@ class Source(ApiModel):
     ] = None
     signature_key: Annotated[
         str,
-        Field(min_length=1, description="SavedModel signature to convert and serve."),
+        Field(
+            min_length=1, max_length=256, description="SavedModel signature to convert and serve."
+        ),
     ] = "serving_default"
 
 
 class InputSpec(ApiModel):
     """A declared model input, used to check build shapes before anything runs."""
 
-    name: Annotated[str, Field(min_length=1, description="Input name in the signature.")]
+    name: Annotated[
+        str, Field(min_length=1, max_length=256, description="Input name in the signature.")
+    ]
     shape: Annotated[
-        list[Annotated[int, Field(ge=-1)]],
+        list[
+            Annotated[int, Field(ge=-1, le=1 << 31, description="Dimension size, -1 if unknown.")]
+        ],
         Field(
             min_length=0,
-            max_length=16,
+            max_length=rules.MAX_RANK,
             description="Input shape; -1 marks a dimension of unknown size.",
         ),
     ]
 
 
-Shape = Annotated[list[Annotated[int, Field(ge=1)]], Field(max_length=16)]
+Shape = Annotated[
+    list[Annotated[int, Field(ge=1, le=1 << 31, description="Dimension size.")]],
+    Field(max_length=rules.MAX_RANK, description="Shape of the input for this engine."),
+]
 
 
 class Calibration(ApiModel):
@@ -133,7 +203,9 @@ class Calibration(ApiModel):
                 "URI of calibration inputs (.npz/.npy, or a TFRecord of serialized tensors); same "
                 "schemes and credentials as the source."
             ),
+            json_schema_extra=_cel(*rules.URI_RULES),
         ),
+        AfterValidator(lambda uri: None if uri is None else _check_uri(uri)),
     ] = None
     batches: Annotated[
         int, Field(ge=1, le=10000, description="Number of calibration batches to run.")
@@ -178,6 +250,8 @@ class Accuracy(ApiModel):
 class Conversion(ApiModel):
     """How the SavedModel is converted with TF-TRT."""
 
+    model_config = ConfigDict(json_schema_extra=_cel(*rules.CONVERSION_RULES))
+
     precision: Annotated[
         Precision,
         Field(description="Engine precision: FP32, FP16, INT8, or NATIVE (no TensorRT)."),
@@ -202,17 +276,28 @@ class Conversion(ApiModel):
     inputs: Annotated[
         list[InputSpec] | None,
         Field(
-            max_length=64,
+            max_length=32,
             description=(
                 "Declared signature inputs; when given, build shapes are checked against them "
                 "at admission. The converter always checks against the real signature."
             ),
+            json_schema_extra=_cel(rules.INPUT_NAMES_UNIQUE),
         ),
     ] = None
     build_shapes: Annotated[
-        list[dict[str, Shape]] | None,
+        list[
+            Annotated[
+                dict[str, Shape],
+                Field(
+                    min_length=1,
+                    max_length=16,
+                    description="The input shapes of one engine: input name to shape.",
+                ),
+            ]
+        ]
+        | None,
         Field(
-            max_length=64,
+            max_length=32,
             description=(
                 "Input shapes to pre-build engines for, one map of input name to shape per "
                 "engine, e.g. [{input_1: [8, 224, 224, 3]}]. Default: one engine for the "
@@ -242,22 +327,66 @@ class Conversion(ApiModel):
         Field(ge=60, le=86400, description="Time limit for the whole conversion."),
     ] = 3600
 
+    @field_validator("inputs")
+    @classmethod
+    def _input_names_unique(cls, inputs: list[InputSpec] | None) -> list[InputSpec] | None:
+        names = [spec.name for spec in inputs or []]
+        if len(names) != len(set(names)):
+            raise rule_error("", rules.INPUT_NAMES_UNIQUE.message)
+        return inputs
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> Self:
+        """INT8 calibration and build shapes against declared inputs (rules.CONVERSION_RULES)."""
+        calibration = self.calibration
+        if self.precision is Precision.INT8 and (
+            calibration is None or (calibration.uri is None and not calibration.synthetic)
+        ):
+            raise rule_error(
+                rules.INT8_CALIBRATION.field_path or "", rules.INT8_CALIBRATION.message
+            )
+        if self.inputs is None or self.build_shapes is None:
+            return self
+        declared = {spec.name: spec.shape for spec in self.inputs}
+        for check in (rules.BUILD_SHAPE_INPUTS, rules.BUILD_SHAPE_RANK, rules.BUILD_SHAPE_DIMS):
+            if not all(_build_shape_ok(check, declared, shapes) for shapes in self.build_shapes):
+                raise rule_error(check.field_path or "", check.message)
+        return self
+
+
+def _build_shape_ok(
+    check: rules.Rule, declared: dict[str, list[int]], shapes: dict[str, list[int]]
+) -> bool:
+    """Whether one buildShapes entry satisfies one of the build shape rules."""
+    if check is rules.BUILD_SHAPE_INPUTS:
+        return all(name in declared for name in shapes)
+    given = [(declared[name], shape) for name, shape in shapes.items() if name in declared]
+    if check is rules.BUILD_SHAPE_RANK:
+        return all(len(shape) == len(want) for want, shape in given)
+    return all(
+        all(w in (-1, d) for w, d in zip(want, shape, strict=True))
+        for want, shape in given
+        if len(want) == len(shape)
+    )
+
 
 class ResourceRequirements(ApiModel):
     """Compute resources of the serving container (GPUs are set by ``gpus``)."""
 
     requests: Annotated[
-        dict[str, str] | None,
-        Field(description="Resource requests, e.g. {cpu: '4', memory: 16Gi}."),
+        dict[str, Quantity] | None,
+        Field(max_length=32, description="Resource requests, e.g. {cpu: 4, memory: 16Gi}."),
     ] = None
     limits: Annotated[
-        dict[str, str] | None,
-        Field(description="Resource limits, e.g. {memory: 16Gi}."),
+        dict[str, Quantity] | None,
+        Field(max_length=32, description="Resource limits, e.g. {memory: 16Gi}."),
     ] = None
 
 
 class Batching(ApiModel):
     """TF Serving server-side batching (``BatchingParameters``)."""
+
+    model_config = ConfigDict(json_schema_extra=_cel(rules.BATCH_SIZES_LAST))
 
     enabled: Annotated[bool, Field(description="Enable server-side batching.")] = False
     max_batch_size: Annotated[
@@ -274,27 +403,44 @@ class Batching(ApiModel):
         int, Field(ge=1, le=1024, description="Threads processing batches.")
     ] = 4
     allowed_batch_sizes: Annotated[
-        list[Annotated[int, Field(ge=1)]] | None,
+        list[Annotated[int, Field(ge=1, le=65536, description="A batch size.")]] | None,
         Field(
-            max_length=64,
+            min_length=1,
+            max_length=rules.MAX_ALLOWED_BATCH_SIZES,
             description=(
                 "Batch sizes batches are padded to (increasing; the last must equal "
                 "maxBatchSize); match them to the build shapes so no engine is built at runtime."
             ),
+            json_schema_extra=_cel(rules.BATCH_SIZES_INCREASING),
         ),
     ] = None
     pad_variable_length_inputs: Annotated[
         bool, Field(description="Pad inputs of variable length to the batch's longest.")
     ] = False
 
+    @field_validator("allowed_batch_sizes")
+    @classmethod
+    def _increasing(cls, sizes: list[int] | None) -> list[int] | None:
+        if sizes and any(a >= b for a, b in itertools.pairwise(sizes)):
+            raise rule_error("", rules.BATCH_SIZES_INCREASING.message)
+        return sizes
+
+    @model_validator(mode="after")
+    def _last_is_max(self) -> Self:
+        sizes = self.allowed_batch_sizes
+        if sizes and sizes[-1] != self.max_batch_size:
+            raise rule_error(
+                rules.BATCH_SIZES_LAST.field_path or "", rules.BATCH_SIZES_LAST.message
+            )
+        return self
+
 
 class Serving(ApiModel):
     """How the converted model is served by TensorFlow Serving."""
 
     image: Annotated[
-        str | None,
+        ImageReference | None,
         Field(
-            min_length=1,
             description=(
                 "TF Serving image; default from the operator settings "
                 f"({DEFAULT_SERVING_IMAGE}). Tags 2.18 and newer cannot load TensorRT ops."
@@ -332,31 +478,51 @@ class Serving(ApiModel):
         ResourceRequirements | None, Field(description="CPU and memory of the serving container.")
     ] = None
     node_selector: Annotated[
-        dict[str, str] | None, Field(description="Node selector of the serving pods.")
+        dict[str, Annotated[str, Field(max_length=63, description="Label value.")]] | None,
+        Field(max_length=64, description="Node selector of the serving pods."),
     ] = None
     tolerations: Annotated[
-        list[dict[str, Any]] | None,
-        Field(description="Tolerations of the serving pods (core/v1 Toleration)."),
+        list[Annotated[dict[str, Any], Field(description="A core/v1 Toleration.")]] | None,
+        Field(max_length=64, description="Tolerations of the serving pods (core/v1 Toleration)."),
     ] = None
     affinity: Annotated[
         dict[str, Any] | None,
         Field(description="Affinity of the serving pods (core/v1 Affinity)."),
     ] = None
-    batching: Annotated[
-        Batching, Field(description="Server-side batching.")
-    ] = Batching()
+    batching: Annotated[Batching, Field(description="Server-side batching.")] = Batching()
     extra_args: Annotated[
-        list[str] | None,
-        Field(max_length=64, description="Extra tensorflow_model_server arguments."),
+        list[
+            Annotated[
+                str, Field(min_length=1, max_length=1024, description="One argument, --flag=value.")
+            ]
+        ]
+        | None,
+        Field(
+            max_length=64,
+            description=(
+                "Extra tensorflow_model_server arguments, e.g. --enable_model_warmup=true; not "
+                "the flags the operator sets (port, model, batching, GPU memory fraction)."
+            ),
+            json_schema_extra=_cel(rules.MANAGED_FLAGS),
+        ),
     ] = None
     env: Annotated[
-        list[dict[str, Any]] | None,
+        list[Annotated[dict[str, Any], Field(description="A core/v1 EnvVar.")]] | None,
         Field(max_length=64, description="Extra environment of the serving container (EnvVar)."),
     ] = None
+
+    @field_validator("extra_args")
+    @classmethod
+    def _not_managed(cls, args: list[str] | None) -> list[str] | None:
+        if any(re.search(rules.MANAGED_FLAG_PATTERN, arg) for arg in args or []):
+            raise rule_error("", rules.MANAGED_FLAGS.message)
+        return args
 
 
 class TRTModelSpec(ApiModel):
     """Desired state of a TRTModel."""
+
+    model_config = ConfigDict(json_schema_extra=_cel(rules.GPUS_REQUIRED))
 
     source: Annotated[Source, Field(description="Where the SavedModel comes from.")]
     model_name: Annotated[
@@ -368,14 +534,21 @@ class TRTModelSpec(ApiModel):
             description="Name the model is served under; default: metadata.name.",
         ),
     ] = None
-    conversion: Annotated[
-        Conversion, Field(description="TF-TRT conversion settings.")
-    ] = Conversion()
+    conversion: Annotated[Conversion, Field(description="TF-TRT conversion settings.")] = (
+        Conversion()
+    )
     serving: Annotated[Serving, Field(description="TF Serving settings.")] = Serving()
     converter_image: Annotated[
-        str | None,
-        Field(min_length=1, description="Converter image; default from the operator settings."),
+        ImageReference | None,
+        Field(description="Converter image; default from the operator settings."),
     ] = None
+
+    @model_validator(mode="after")
+    def _gpus_required(self) -> Self:
+        cpu_ok = self.conversion.precision is Precision.NATIVE and self.serving.allow_cpu
+        if self.serving.gpus < 1 and not cpu_ok:
+            raise rule_error(rules.GPUS_REQUIRED.field_path or "", rules.GPUS_REQUIRED.message)
+        return self
 
 
 class ConditionStatus(StrEnum):
@@ -393,7 +566,11 @@ class Condition(ApiModel):
         int | None, Field(ge=0, description="metadata.generation the condition was set for.")
     ] = None
     last_transition_time: Annotated[
-        str, Field(description="When the status last changed (RFC 3339).")
+        str,
+        Field(
+            description="When the status last changed (RFC 3339).",
+            json_schema_extra={"format": "date-time"},
+        ),
     ]
     reason: Annotated[
         str,
@@ -404,9 +581,7 @@ class Condition(ApiModel):
             description="CamelCase reason of the last transition.",
         ),
     ]
-    message: Annotated[
-        str, Field(max_length=32768, description="Human-readable details.")
-    ] = ""
+    message: Annotated[str, Field(max_length=32768, description="Human-readable details.")] = ""
 
 
 class Phase(StrEnum):
@@ -440,7 +615,9 @@ class ConversionStatus(ApiModel):
     """The converter's report of the last conversion."""
 
     result: Annotated[str | None, Field(description="Succeeded or Failed.")] = None
-    reason: Annotated[str | None, Field(description="Converter reason, e.g. AccuracyGateFailed.")] = None
+    reason: Annotated[
+        str | None, Field(description="Converter reason, e.g. AccuracyGateFailed.")
+    ] = None
     message: Annotated[str | None, Field(description="One-line summary or error.")] = None
     exit_code: Annotated[int | None, Field(description="Converter exit code.")] = None
     precision: Annotated[str | None, Field(description="Precision converted to.")] = None
@@ -469,7 +646,14 @@ class TRTModelStatus(ApiModel):
     ] = None
     conditions: Annotated[
         list[Condition] | None,
-        Field(description="Converted, Available and Ready conditions."),
+        Field(
+            max_length=16,
+            description="Converted, Available and Ready conditions.",
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+            },
+        ),
     ] = None
     replicas: Annotated[int | None, Field(ge=0, description="Serving pods that exist.")] = None
     ready_replicas: Annotated[int | None, Field(ge=0, description="Serving pods ready.")] = None
@@ -480,3 +664,34 @@ class TRTModelStatus(ApiModel):
     conversion: Annotated[
         ConversionStatus | None, Field(description="Report of the last conversion.")
     ] = None
+
+
+def _check_metadata_name(name: str | None) -> str | None:
+    """rules.METADATA_NAME in Python (the CRD checks it with CEL at its root)."""
+    if name is not None and (
+        len(name) > rules.METADATA_NAME_MAX or not re.search(rules.METADATA_NAME_PATTERN, name)
+    ):
+        raise rule_error("", rules.METADATA_NAME.message)
+    return name
+
+
+class ObjectMeta(BaseModel):
+    """The parts of metav1.ObjectMeta a manifest sets; the rest is kept as given."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    name: Annotated[str | None, AfterValidator(_check_metadata_name)] = None
+    generate_name: str | None = None
+    namespace: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class TRTModel(ApiModel):
+    """A whole TRTModel object, e.g. a manifest of ``examples/`` or an object read back."""
+
+    api_version: Literal["trtserve.io/v1alpha1"]
+    kind: Literal["TRTModel"]
+    metadata: ObjectMeta
+    spec: TRTModelSpec
+    status: TRTModelStatus | None = None

@@ -1,0 +1,25 @@
+"""The committed CRD is the generated one, and it is a well-formed structural CRD."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from trtserve_operator.api.crd import build_crd, render_crd
+
+REPO = Path(__file__).resolve().parents[2]
+CRD_PATH = REPO / "crds" / "trtmodels.yaml"
+
+
+def test_committed_crd_is_generated_from_the_models() -> None:
+    assert CRD_PATH.read_text() == render_crd(), (
+        "crds/trtmodels.yaml is stale: run "
+        "`.venv/bin/python -m trtserve_operator.api.crd > crds/trtmodels.yaml`"
+    )
+
+
+def test_rendered_yaml_round_trips_to_build_crd() -> None:
+    assert yaml.safe_load(render_crd()) == build_crd()

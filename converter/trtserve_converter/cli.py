@@ -5,6 +5,10 @@ TensorFlow is imported only after the arguments are valid, so `--help` and argum
 errors are fast and never touch it.
 """
 
+# TensorFlow and the transports are imported lazily: --help, argument errors and a
+# TF-less failure path must stay fast and never import TensorFlow.
+# ruff: noqa: PLC0415
+
 from __future__ import annotations
 
 import argparse
@@ -138,7 +142,9 @@ def _choice(choices: Sequence[str]) -> Callable[[str], str]:
 def _epilog() -> str:
     codes = exit_codes()
     lines = ["exit codes:"]
-    lines += [f"  {code:>3}  {reason:<20} {EXIT_CODE_MEANINGS[reason]}" for reason, code in codes.items()]
+    lines += [
+        f"  {code:>3}  {reason:<20} {EXIT_CODE_MEANINGS[reason]}" for reason, code in codes.items()
+    ]
     lines += [
         "",
         f"Every flag can also be set as an environment variable {ENV_PREFIX}<FLAG>",
@@ -223,8 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         type=_choice([p.value for p in Precision]),
         default=Precision.FP16.value,
-        help="FP32, FP16, INT8 (TF-TRT) or NATIVE (re-save unchanged, no TensorRT) "
-        "(default: FP16)",
+        help="FP32, FP16, INT8 (TF-TRT) or NATIVE (re-save unchanged, no TensorRT) (default: FP16)",
     )
     conv.add_argument(
         "--max-workspace-bytes",
@@ -252,8 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dynamic-shapes",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="TF-TRT use_dynamic_shape (explicit batch with optimization profiles) "
-        "(default: on)",
+        help="TF-TRT use_dynamic_shape (explicit batch with optimization profiles) (default: on)",
     )
     conv.add_argument(
         "--profile-strategy",
@@ -406,7 +410,9 @@ def parse_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Conv
 def config_from_args(args: argparse.Namespace) -> ConvertConfig:
     """Cross-check the parsed flags and build the config."""
     missing = [
-        f"--{name.replace('_', '-')}" for name in ("source", "model_name") if not getattr(args, name)
+        f"--{name.replace('_', '-')}"
+        for name in ("source", "model_name")
+        if not getattr(args, name)
     ]
     if missing:
         raise InvalidArguments(

@@ -4,6 +4,9 @@ Every message is one line naming the cause and the fix; the same text goes into 
 report, which the operator copies into the TRTModel status.
 """
 
+# The class names are the contract's reasons (docs/contract.md), hence no Error suffix.
+# ruff: noqa: N818
+
 from __future__ import annotations
 
 from typing import ClassVar

@@ -172,8 +172,7 @@ def report_json(
     exit_code=60, message="...", precision="FP16")`.
     """
     report = Report.model_validate(
-        {"result": result, "reason": reason, "exitCode": exit_code, "message": message}
-        | optional
+        {"result": result, "reason": reason, "exitCode": exit_code, "message": message} | optional
     )
     return render_report(report, limit)
 

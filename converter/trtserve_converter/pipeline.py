@@ -1,0 +1,410 @@
+"""The converter's steps in order: fetch, inspect, convert, accuracy, write, report.
+
+`run(config)` never raises: every outcome, including bugs, becomes a Report whose
+`exitCode` is the process exit code.
+"""
+
+# TensorFlow and the transports are imported lazily: --help, argument errors and a
+# TF-less failure path must stay fast and never import TensorFlow.
+# ruff: noqa: PLC0415
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trtserve_converter.accuracy import AccuracyResult, evaluate
+from trtserve_converter.config import ConvertConfig, Precision
+from trtserve_converter.deadline import deadline
+from trtserve_converter.errors import (
+    AccuracyGateFailed,
+    CalibrationFailed,
+    ConverterError,
+    InternalError,
+    OutputWriteFailed,
+    SourceAuthFailed,
+)
+from trtserve_converter.inputs import InputBatch, batch_rows, build_inputs, random_batch
+from trtserve_converter.report import AccuracyReport, Report
+
+LOG = logging.getLogger(__name__)
+WORK_PREFIX = ".trt-convert-work-"
+
+
+@dataclass
+class RunState:
+    """What is known so far; a failure report carries it too."""
+
+    config: ConvertConfig
+    durations: dict[str, float] = field(default_factory=dict)
+    tensorflow_version: str | None = None
+    tensorrt_linked: str | None = None
+    tensorrt_loaded: str | None = None
+    gpu: str | None = None
+    trt_engine_ops: int | None = None
+    native_ops: int | None = None
+    engines_built: int | None = None
+    accuracy: AccuracyResult | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        LOG.info("step %s: started", name)
+        try:
+            yield
+        finally:
+            seconds = time.monotonic() - started
+            self.durations[name] = round(self.durations.get(name, 0.0) + seconds, 3)
+            LOG.info("step %s: %.2fs", name, seconds)
+
+    def report_fields(self) -> dict[str, Any]:
+        accuracy = None
+        if self.accuracy is not None:
+            accuracy = AccuracyReport(
+                passed=self.accuracy.passed,
+                samples=self.accuracy.samples,
+                max_abs_error=self.accuracy.max_abs_error,
+                max_rel_error=self.accuracy.max_rel_error,
+                top1_agreement=self.accuracy.top1_agreement,
+            )
+        return {
+            "precision": self.config.precision.value,
+            "model_name": self.config.model_name,
+            "model_version": self.config.model_version,
+            "durations": dict(self.durations) or None,
+            "trt_engine_ops": self.trt_engine_ops,
+            "native_ops": self.native_ops,
+            "engines_built": self.engines_built,
+            "accuracy": accuracy,
+            "tensorflow_version": self.tensorflow_version,
+            "tensorrt_linked": self.tensorrt_linked,
+            "tensorrt_loaded": self.tensorrt_loaded,
+            "gpu": self.gpu,
+        }
+
+
+def run(config: ConvertConfig) -> Report:
+    """Run every step; return the success or failure report."""
+    state = RunState(config)
+    started = time.monotonic()
+    try:
+        with deadline(config.timeout_seconds):
+            message = _run_steps(state)
+        report = Report.succeeded(message, **_with_total(state, started))
+    except ConverterError as error:
+        LOG.error("%s: %s", error.reason, error.message)
+        report = Report.failed(error, **_with_total(state, started))
+    except Exception as error:
+        LOG.exception("internal error")
+        internal = InternalError(
+            f"{type(error).__name__}: {error} (a converter bug: please report it)"
+        )
+        report = Report.failed(internal, **_with_total(state, started))
+    return report
+
+
+def _with_total(state: RunState, started: float) -> dict[str, Any]:
+    state.durations["total"] = round(time.monotonic() - started, 3)
+    return state.report_fields()
+
+
+def check_arguments_without_tensorflow(config: ConvertConfig) -> None:
+    """Cheap checks before anything heavy is imported or downloaded."""
+    if (
+        config.precision is Precision.INT8
+        and not config.calibration_source
+        and not config.synthetic_calibration
+    ):
+        raise CalibrationFailed(
+            "INT8 needs calibration data: set spec.conversion.calibration.uri "
+            "(--calibration-source) or allow synthetic calibration (--synthetic-calibration)"
+        )
+
+
+def _run_steps(state: RunState) -> str:
+    config = state.config
+    check_arguments_without_tensorflow(config)
+    import tensorflow as tf
+
+    from trtserve_converter.tensorrt_env import gpu_name, probe_tensorrt
+
+    state.tensorflow_version = str(tf.__version__)
+    if config.precision.uses_tensorrt:
+        info = probe_tensorrt()
+        state.tensorrt_linked, state.tensorrt_loaded, state.gpu = info.linked, info.loaded, info.gpu
+        info.require()  # fail fast, before any download
+    else:
+        state.gpu = gpu_name()
+
+    output_base = Path(config.output_base)
+    try:
+        output_base.mkdir(parents=True, exist_ok=True)
+        work_dir = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=output_base))
+    except OSError as error:
+        raise OutputWriteFailed(
+            f"cannot write to --output-base {output_base} ({error}): mount a writable volume"
+        ) from error
+    try:
+        return _convert_in(state, work_dir)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _convert_in(state: RunState, work_dir: Path) -> str:
+    from trtserve_converter import layout
+    from trtserve_converter.fetch import fetch_source
+    from trtserve_converter.savedmodel import (
+        input_specs,
+        load_saved_model,
+        locate_saved_model,
+        resolve_build_shapes,
+        signature_function,
+    )
+
+    config = state.config
+    with state.step("fetch"):
+        fetched = fetch_source(config.source, work_dir, config.max_source_bytes)
+    with state.step("inspect"):
+        saved_model_dir = locate_saved_model(fetched, config.source_version)
+        original_model = load_saved_model(saved_model_dir)
+        original = signature_function(original_model, config.signature_key)
+        specs = input_specs(original)
+        state.native_ops = _native_op_count(original)
+        LOG.info(
+            "signature %s inputs: %s",
+            config.signature_key,
+            ", ".join(f"{s.name}:{s.dtype}{list(s.shape or [])}" for s in specs.values()),
+        )
+        build_shapes = (
+            resolve_build_shapes(specs, config.build_shapes)
+            if config.precision.uses_tensorrt
+            else []
+        )
+
+    output_base = Path(config.output_base)
+    layout.remove_stale_staging(output_base, config.model_name)
+    staging = layout.create_staging(output_base, config.model_name, config.model_version)
+    final = layout.version_dir(output_base, config.model_name, config.model_version)
+    try:
+        calibration = _calibration(state, work_dir, specs, build_shapes)
+        if config.precision.uses_tensorrt:
+            _convert_trt(
+                state=state,
+                saved_model_dir=saved_model_dir,
+                staging=staging,
+                specs=specs,
+                build_shapes=build_shapes,
+                calibration=calibration,
+            )
+        else:
+            with state.step("save"):
+                try:
+                    copied = layout.copy_tree(saved_model_dir, staging)
+                except OSError as error:
+                    raise OutputWriteFailed(f"copying the model failed ({error})") from error
+                LOG.info("NATIVE: copied the SavedModel unchanged (%d bytes)", copied)
+            state.trt_engine_ops = 0
+            state.engines_built = 0
+        samples = _sample_inputs(state, specs, calibration)
+        _write_warmup(state, staging, samples)
+        _accuracy_gate(state, original, staging, samples)
+        with state.step("save"):
+            layout.publish(staging, final)
+    except BaseException:
+        layout.discard(staging)
+        raise
+    return _success_message(state, final)
+
+
+def _native_op_count(function: Any) -> int | None:
+    from trtserve_converter.tftrt import count_ops
+
+    try:
+        return count_ops(function.graph.as_graph_def()).native_ops
+    except Exception:  # only informative
+        LOG.debug("could not count ops", exc_info=True)
+        return None
+
+
+def _calibration(
+    state: RunState, work_dir: Path, specs: dict[str, Any], build_shapes: list[Any]
+) -> list[InputBatch] | None:
+    """Calibration batches for INT8 (also reused as accuracy inputs when given)."""
+    from trtserve_converter.calibration import (
+        calibration_batches,
+        load_calibration_arrays,
+        synthetic_batches,
+    )
+    from trtserve_converter.fetch import fetch_file
+
+    config = state.config
+    if config.calibration_source:
+        with state.step("calibrate"):
+            try:
+                path = fetch_file(config.calibration_source, work_dir, config.max_source_bytes)
+            except SourceAuthFailed:
+                raise
+            except ConverterError as error:
+                raise CalibrationFailed(f"calibration data: {error.message}") from error
+            arrays = load_calibration_arrays(path, specs)
+            return calibration_batches(
+                arrays, config.calibration_batch_size, config.calibration_batches
+            )
+    if config.precision is Precision.INT8:
+        return synthetic_batches(
+            specs,
+            build_shapes[0],
+            config.calibration_batch_size,
+            config.calibration_batches,
+            config.seed,
+        )
+    return None
+
+
+def _convert_trt(
+    *,
+    state: RunState,
+    saved_model_dir: Path,
+    staging: Path,
+    specs: dict[str, Any],
+    build_shapes: list[Any],
+    calibration: list[InputBatch] | None,
+) -> None:
+    from trtserve_converter.inputs import with_batch_size
+    from trtserve_converter.tftrt import convert_with_tftrt
+
+    config = state.config
+    shapes = list(build_shapes)
+    int8_calibration = calibration if config.precision is Precision.INT8 else None
+    if int8_calibration and config.dynamic_shapes:
+        # Calibration runs on the engines' optimization profiles: cover its batch shape.
+        rows = batch_rows(int8_calibration[0])
+        extra = with_batch_size(shapes[0], rows)
+        if extra not in shapes:
+            LOG.info("adding the calibration batch shape %s to the build shapes", extra)
+            shapes.append(extra)
+    result = convert_with_tftrt(
+        config, saved_model_dir, staging, build_inputs(specs, shapes, config.seed), int8_calibration
+    )
+    for name, seconds in result.durations.items():
+        state.durations[name] = round(state.durations.get(name, 0.0) + seconds, 3)
+    state.trt_engine_ops = result.counts.trt_engine_ops
+    state.native_ops = result.counts.native_ops
+    state.engines_built = result.engines_built
+
+
+def _sample_inputs(
+    state: RunState, specs: dict[str, Any], calibration: list[InputBatch] | None
+) -> list[InputBatch]:
+    """Inputs for the accuracy gate and warmup: calibration data, else seeded random.
+
+    Empty when an input cannot be generated meaningfully (string inputs such as
+    serialized tf.Examples, unknown ranks): accuracy and warmup are then skipped.
+    """
+    from trtserve_converter.savedmodel import default_shape
+
+    config = state.config
+    wanted = config.accuracy_samples if config.accuracy_check else config.warmup_records
+    if wanted == 0:
+        return []
+    if calibration:
+        batches: list[InputBatch] = []
+        rows = 0
+        for batch in calibration:
+            if rows >= wanted:
+                break
+            batches.append(batch)
+            rows += batch_rows(batch)
+        return batches
+    unusable = [s.name for s in specs.values() if s.is_string or s.shape is None]
+    if unusable:
+        note = (
+            f"inputs {unusable} are strings or of unknown rank: no valid inputs can be "
+            "generated, accuracy check and warmup records skipped"
+        )
+        LOG.warning(note)
+        state.notes.append(note)
+        return []
+    import numpy as np
+
+    rng = np.random.default_rng(config.seed)
+    shape = {name: default_shape(spec) or () for name, spec in specs.items()}
+    return [random_batch(specs, shape, rng) for _ in range(wanted)]
+
+
+def _write_warmup(state: RunState, staging: Path, samples: list[InputBatch]) -> None:
+    from trtserve_converter.warmup import prediction_logs, write_warmup
+
+    config = state.config
+    if config.warmup_records == 0 or not samples:
+        return
+    with state.step("save"):
+        records = prediction_logs(
+            config.model_name, config.signature_key, samples[: config.warmup_records]
+        )
+        try:
+            path = write_warmup(staging, records)
+        except OSError as error:
+            raise OutputWriteFailed(f"writing warmup records failed ({error})") from error
+    LOG.info("wrote %d warmup records to %s", len(records), path.name)
+
+
+def _accuracy_gate(
+    state: RunState, original: Any, staging: Path, samples: list[InputBatch]
+) -> None:
+    from trtserve_converter.savedmodel import load_saved_model, signature_function
+
+    config = state.config
+    if not config.accuracy_check:
+        return
+    if not samples:
+        LOG.warning("accuracy check skipped: no usable inputs")
+        return
+    with state.step("accuracy"):
+        converted_model = load_saved_model(staging)
+        converted = signature_function(converted_model, config.signature_key)
+        try:
+            result = evaluate(
+                original=original,
+                converted=converted,
+                batches=samples,
+                rtol=config.accuracy_rtol,
+                atol=config.accuracy_atol,
+                min_top1=config.accuracy_min_top1,
+            )
+        except Exception as error:
+            raise AccuracyGateFailed(
+                f"running the models on the accuracy inputs failed ({type(error).__name__}: "
+                f"{str(error)[:300]}): give calibration data that matches the signature"
+            ) from error
+    state.accuracy = result
+    if not result.passed:
+        raise AccuracyGateFailed(
+            f"converted model differs from the original: {'; '.join(result.problems[:3])} "
+            f"({result.summary()}): use a higher precision or loosen the tolerances"
+        )
+
+
+def _success_message(state: RunState, final: Path) -> str:
+    config = state.config
+    if config.precision.uses_tensorrt:
+        text = (
+            f"converted {config.model_name} to {config.precision.value}: "
+            f"{state.trt_engine_ops} TRTEngineOps, {state.engines_built} engines"
+        )
+    else:
+        text = f"re-saved {config.model_name} unchanged (NATIVE)"
+    text += f", written to {final}"
+    if state.accuracy is not None:
+        text += f"; accuracy passed ({state.accuracy.summary()})"
+    if state.notes:
+        text += "; " + "; ".join(state.notes)
+    return text

@@ -1,0 +1,112 @@
+"""Is TensorRT usable here? Asked without ever crashing the process.
+
+TF's private `get_loaded_tensorrt_version()` goes through the TensorRT stub, which
+aborts the process (LogFatalSymbolNotFound) when libnvinfer cannot be loaded. So it is
+only called after `is_tensorrt_enabled()` says TF was built with TensorRT AND
+libnvinfer.so.<major> has been loaded successfully with ctypes (same dlopen search path).
+"""
+
+# TensorFlow and the transports are imported lazily: --help, argument errors and a
+# TF-less failure path must stay fast and never import TensorFlow.
+# ruff: noqa: PLC0415
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from trtserve_converter.errors import TensorRTUnavailable
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TensorRTInfo:
+    """What the probe found; `problem` is None when TF-TRT can run."""
+
+    tensorflow_version: str
+    linked: str | None = None
+    loaded: str | None = None
+    gpu: str | None = None
+    problem: str | None = None
+
+    def require(self) -> None:
+        """Raise TensorRTUnavailable with the problem, if any."""
+        if self.problem is not None:
+            raise TensorRTUnavailable(self.problem)
+
+
+def _version_text(version: Any) -> str:
+    return ".".join(str(part) for part in version)
+
+
+def _py_utils() -> Any | None:
+    try:
+        from tensorflow.compiler.tf2tensorrt import _pywrap_py_utils
+    except ImportError:
+        return None
+    return _pywrap_py_utils
+
+
+def gpu_name() -> str | None:
+    """Name of the first visible GPU, None when there is none."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return str(details.get("device_name") or gpus[0].name)
+
+
+def probe_tensorrt() -> TensorRTInfo:
+    """Check TF's TensorRT build flag, libnvinfer and the GPU, in that order."""
+    import tensorflow as tf
+
+    tf_version = str(tf.__version__)
+    utils = _py_utils()
+    if utils is None or not utils.is_tensorrt_enabled():
+        return TensorRTInfo(
+            tensorflow_version=tf_version,
+            gpu=gpu_name(),
+            problem=(
+                f"TensorFlow {tf_version} here was built without TensorRT (e.g. tensorflow-cpu): "
+                "run the GPU converter image (tensorflow 2.17.1 with TensorRT 8.6) or use "
+                "precision NATIVE"
+            ),
+        )
+    linked_tuple = tuple(utils.get_linked_tensorrt_version())
+    linked = _version_text(linked_tuple)
+    library = f"libnvinfer.so.{linked_tuple[0]}"
+    try:
+        ctypes.CDLL(library)
+    except OSError as error:
+        return TensorRTInfo(
+            tensorflow_version=tf_version,
+            linked=linked,
+            gpu=gpu_name(),
+            problem=(
+                f"TensorFlow is linked against TensorRT {linked} but {library} cannot be "
+                f"loaded ({error}): install libnvinfer{linked_tuple[0]} {linked} and "
+                "libnvinfer-plugin in the image or fix LD_LIBRARY_PATH"
+            ),
+        )
+    loaded = _version_text(utils.get_loaded_tensorrt_version())
+    gpu = gpu_name()
+    problem = None
+    if gpu is None:
+        problem = (
+            "no GPU is visible to TensorFlow: request nvidia.com/gpu for the pod and check "
+            "the NVIDIA device plugin and driver"
+        )
+    elif loaded.split(".")[0] != linked.split(".")[0]:
+        problem = (
+            f"TensorRT {loaded} is loaded but TensorFlow was linked against {linked}: "
+            "install the same TensorRT major version"
+        )
+    LOG.info("TensorRT linked %s, loaded %s, GPU %s", linked, loaded, gpu)
+    return TensorRTInfo(
+        tensorflow_version=tf_version, linked=linked, loaded=loaded, gpu=gpu, problem=problem
+    )

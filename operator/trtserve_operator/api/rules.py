@@ -77,7 +77,7 @@ URI_SCHEME = Rule(
     message="uri scheme must be one of s3, gs, http, https, pvc (e.g. s3://bucket/path)",
 )
 URI_AUTHORITY = Rule(
-    rule=f"self.matches('{URI_AUTHORITY_PATTERN}')",
+    rule=f"!self.matches('{URI_SCHEME_PATTERN}') || self.matches('{URI_AUTHORITY_PATTERN}')",
     message="uri must name a bucket, host or claim after the scheme (e.g. s3://bucket/path)",
 )
 PVC_CLAIM = Rule(
@@ -85,6 +85,7 @@ PVC_CLAIM = Rule(
     message="pvc URIs must name a claim: pvc://<claim-name>/<path-in-volume>",
 )
 URI_RULES = (URI_SCHEME, URI_AUTHORITY, PVC_CLAIM)
+"""Each URI violates at most one of them: the API server reports every failing rule."""
 
 # --- conversion -------------------------------------------------------------------------------
 

@@ -52,58 +52,41 @@ app.kubernetes.io/component: operator
 {{- end -}}
 
 {{/*
-RBAC rules on namespaced resources: exactly what the operator calls (its adapter
-and kopf), kept equal to trtserve_operator.kube.permissions.REQUIRED_PERMISSIONS by
-tests/chart/test_rbac.py. Granted cluster-wide (ClusterRole) or per watched namespace (Role).
+RBAC rules: exactly trtserve_operator.kube.permissions.REQUIRED_PERMISSIONS (the adapter's
+calls and kopf's, as the operator runs kopf: standalone, no peering, namespace/CRD scanning
+off), plus trtmodels/finalizers (see below). tests/chart/test_chart_rbac.py keeps them equal.
+All resources are namespaced: granted cluster-wide (ClusterRole) or per watched namespace (Role).
 */}}
-{{- define "trtserve.namespacedRules" -}}
-# The TRTModels: watched by kopf, which patches them for its progress annotations and finalizer.
+{{- define "trtserve.rules" -}}
+# TRTModels: kopf watches them and patches their annotations (progress, diff-base) and finalizers.
 - apiGroups: ["trtserve.io"]
   resources: ["trtmodels"]
   verbs: ["get", "list", "watch", "patch"]
-# Status conditions and the conversion report.
+# Conditions and the conversion report are written to the status subresource only.
 - apiGroups: ["trtserve.io"]
   resources: ["trtmodels/status"]
-  verbs: ["get", "patch"]
-# Children are owned by their TRTModel with blockOwnerDeletion, which needs update on finalizers.
+  verbs: ["patch"]
+# Children carry ownerReferences with blockOwnerDeletion; where the
+# OwnerReferencesPermissionEnforcement admission plugin is on (e.g. OpenShift), setting
+# that needs update on the owner's finalizers subresource.
 - apiGroups: ["trtserve.io"]
   resources: ["trtmodels/finalizers"]
   verbs: ["update"]
-# The serving Deployment of each TRTModel.
+# The children of each TRTModel: serving Deployment, gRPC/REST Service, batching ConfigMap.
+# kopf watches them; the adapter gets, creates and patches them (deletion is left to the
+# garbage collector through the ownerReferences).
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# The gRPC/REST Service and the batching ConfigMap of each TRTModel.
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["services", "configmaps"]
-  verbs: ["get", "create", "patch", "delete"]
-# Serving pods: read-only, for the converter's termination message (its JSON report).
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Serving pods are only read: the converter's termination message (its JSON report) and readiness.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
-# Events about conversions and handler progress (kopf posts core/v1 events).
+  verbs: ["list", "watch"]
+# Events about conversions (the adapter) and handler failures (kopf posts core/v1 events).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-{{- end -}}
-
-{{/*
-Cluster-scoped reads kopf makes (kopf 1.45, kopf/_core/reactor/observation.py):
-it watches CustomResourceDefinitions to notice the TRTModel CRD being created,
-changed or removed while it runs.
-*/}}
-{{- define "trtserve.crdRules" -}}
-- apiGroups: ["apiextensions.k8s.io"]
-  resources: ["customresourcedefinitions"]
-  verbs: ["list", "watch"]
-{{- end -}}
-
-{{/*
-Only with a namespace list: kopf lists and watches namespaces to start serving a
-watched namespace as soon as it exists (else it warns and assumes they all exist).
-*/}}
-{{- define "trtserve.namespaceRules" -}}
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["list", "watch"]
 {{- end -}}

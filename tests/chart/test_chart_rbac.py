@@ -1,0 +1,107 @@
+"""The chart grants exactly the permissions the operator uses: no more, no less, no wildcard."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from chart_support import NAMESPACE, Rendered, helm_template
+
+permissions = pytest.importorskip(
+    "trtserve_operator.kube.permissions", reason="the operator's permission list is not there"
+)
+
+Triple = tuple[str, str, str]
+
+# Granted beyond REQUIRED_PERMISSIONS, each with its reason (docs/admin.md repeats them).
+CHART_EXTRAS: dict[Triple, str] = {
+    ("trtserve.io", "trtmodels/finalizers", "update"): (
+        "children carry ownerReferences with blockOwnerDeletion=true; with the "
+        "OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift) that needs "
+        "update on the owner's finalizers subresource"
+    ),
+}
+
+
+def required() -> set[Triple]:
+    return {(group, resource, verb) for group, resource, verb in permissions.REQUIRED_PERMISSIONS}
+
+
+def granted(rules: Iterable[Mapping[str, Any]]) -> set[Triple]:
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_no_wildcards_and_no_resource_names_or_urls(rendered: Rendered) -> None:
+    for role in [*rendered.of_kind("ClusterRole"), *rendered.of_kind("Role")]:
+        for rule in role["rules"]:
+            assert set(rule) == {"apiGroups", "resources", "verbs"}, rule
+            for field in ("apiGroups", "resources", "verbs"):
+                assert not any("*" in item for item in rule[field]), rule
+
+
+def test_cluster_wide_grants_exactly_what_the_operator_uses(default: Rendered) -> None:
+    assert not default.of_kind("Role")
+    assert granted(default.one("ClusterRole")["rules"]) == required() | CHART_EXTRAS.keys()
+
+
+def test_namespaced_grants_exactly_what_the_operator_uses_per_namespace(
+    renders: dict[str, Rendered],
+) -> None:
+    namespaced = renders["namespaced"]
+    # The operator reads no cluster-scoped resource, so nothing is granted cluster-wide.
+    assert not namespaced.of_kind("ClusterRole")
+    assert not namespaced.of_kind("ClusterRoleBinding")
+    roles = {role["metadata"]["namespace"]: role for role in namespaced.of_kind("Role")}
+    assert set(roles) == {"team-a", "team-b"}
+    for role in roles.values():
+        assert granted(role["rules"]) == required() | CHART_EXTRAS.keys()
+
+
+def test_chart_extras_are_not_already_required() -> None:
+    """An extra that the operator starts to declare itself must leave this list."""
+    assert not CHART_EXTRAS.keys() & required()
+
+
+def test_bindings_bind_the_operator_service_account(rendered: Rendered) -> None:
+    account = rendered.one("ServiceAccount")["metadata"]["name"]
+    pod = rendered.one("Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account
+    roles = {
+        (role["kind"], role["metadata"]["name"], role["metadata"].get("namespace"))
+        for role in [*rendered.of_kind("ClusterRole"), *rendered.of_kind("Role")]
+    }
+    bindings = [*rendered.of_kind("ClusterRoleBinding"), *rendered.of_kind("RoleBinding")]
+    assert len(bindings) == len(roles)
+    for binding in bindings:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
+        ]
+        ref = binding["roleRef"]
+        namespace = binding["metadata"].get("namespace")
+        assert (ref["kind"], ref["name"], namespace) in roles
+
+
+def test_rbac_and_service_account_can_be_left_to_the_admin(helm: Path) -> None:
+    result = helm_template(
+        helm, "--set", "rbac.create=false", "--set", "serviceAccount.create=false",
+        "--set", "serviceAccount.name=platform-operator",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    kinds = {doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc}
+    assert kinds == {"CustomResourceDefinition", "Deployment", "NetworkPolicy"}
+    assert "serviceAccountName: platform-operator" in result.stdout
+
+
+def test_an_existing_service_account_must_be_named(helm: Path) -> None:
+    result = helm_template(helm, "--set", "serviceAccount.create=false")
+    assert result.returncode != 0
+    assert "serviceAccount.name is required" in result.stderr

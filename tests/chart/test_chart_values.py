@@ -1,0 +1,140 @@
+"""The chart's values: helm lint, a closed schema that rejects typos, and every value documented
+(in values.yaml and in docs/admin.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from chart_support import CHART_DIR, REPO_ROOT, VALUE_SETS, helm_template, run_tool
+
+SCHEMA_PATH = CHART_DIR / "values.schema.json"
+VALUES_PATH = CHART_DIR / "values.yaml"
+ADMIN_DOC = REPO_ROOT / "docs" / "admin.md"
+DOC_COMMENT = "# --"
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_helm_lint_strict(helm: Path, value_set: str) -> None:
+    values = VALUE_SETS[value_set]
+    extra = ["--values", values] if values else []
+    result = run_tool(helm, "lint", "--strict", CHART_DIR, *extra)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+    assert "[WARNING]" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [
+        # A misspelt nested key: additionalProperties false on every object.
+        ("watch.namespace={a}", "additional properties 'namespace' not allowed"),
+        # A misspelt top-level key.
+        ("imagee.tag=1.0.0", "additional properties 'imagee' not allowed"),
+        ("image.tag=latest", "/image/tag"),
+        ("log.format=xml", "/log/format"),
+        ("log.level=verbose", "/log/level"),
+        ("health.port=0", "/health/port"),
+        ("watch.namespaces={Team_A}", "/watch/namespaces/0"),
+        ("resources.limits.gpu=1", "additional properties 'gpu' not allowed"),
+    ],
+)
+def test_bad_values_are_rejected_at_install(helm: Path, flag: str, expected: str) -> None:
+    result = helm_template(helm, "--set", flag)
+    assert result.returncode != 0, f"--set {flag} was accepted"
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert expected in result.stderr
+
+
+def test_a_typo_in_a_values_file_is_rejected(helm: Path, tmp_path: Path) -> None:
+    values = tmp_path / "typo.yaml"
+    values.write_text(yaml.safe_dump({"metrics": {"enabled": True, "prot": 9100}}))
+    result = helm_template(helm, "--values", values)
+    assert result.returncode != 0
+    assert "additional properties 'prot' not allowed" in result.stderr
+
+
+def object_schemas(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every sub-schema of the values schema with its dotted path."""
+    yield path, schema
+    for key, sub in schema.get("properties", {}).items():
+        yield from object_schemas(sub, f"{path}.{key}" if path else key)
+    if isinstance(schema.get("items"), dict):
+        yield from object_schemas(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from object_schemas(schema["additionalProperties"], f"{path}.*")
+
+
+# Kubernetes scheduling terms inside `affinity` are passed through as they are; their
+# fields are checked against the Kubernetes schema by the render tests and the API server.
+OPAQUE_KUBERNETES_TERMS = re.compile(r"^affinity\.\w+\.\w+(\.nodeSelectorTerms)?\[\]$")
+
+
+def test_schema_is_closed_everywhere() -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    open_objects = [
+        path
+        for path, sub in object_schemas(schema)
+        if "object" in sub.get("type", ())
+        and "additionalProperties" not in sub
+        and not OPAQUE_KUBERNETES_TERMS.match(path)
+    ]
+    assert open_objects == []
+
+
+def test_defaults_satisfy_the_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.validate(yaml.safe_load(VALUES_PATH.read_text()), schema)
+
+
+def value_comments() -> dict[str, tuple[bool, bool]]:
+    """Dotted path of every key in values.yaml -> (has its own `# --` comment, a parent has one)."""
+    lines = VALUES_PATH.read_text().splitlines()
+    stack: list[tuple[int, str, bool]] = []
+    comments: dict[str, tuple[bool, bool]] = {}
+    for index, line in enumerate(lines):
+        match = re.match(r"^(\s*)([A-Za-z][\w-]*):", line)
+        if not match:
+            continue
+        indent, key = len(match.group(1)), match.group(2)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        block_start = index
+        while block_start > 0 and lines[block_start - 1].strip().startswith("#"):
+            block_start -= 1
+        own = block_start < index and lines[block_start].strip().startswith(DOC_COMMENT)
+        path = ".".join([*(name for _, name, _ in stack), key])
+        comments[path] = (own, any(doc for _, _, doc in stack))
+        stack.append((indent, key, own))
+    return comments
+
+
+def leaf_paths(values: object, prefix: str = "") -> Iterator[str]:
+    if isinstance(values, dict) and values:
+        for key, sub in values.items():
+            yield from leaf_paths(sub, f"{prefix}.{key}" if prefix else key)
+    else:
+        yield prefix
+
+
+def test_every_value_is_commented() -> None:
+    comments = value_comments()
+    leaves = set(leaf_paths(yaml.safe_load(VALUES_PATH.read_text())))
+    assert leaves <= comments.keys()
+    undocumented = sorted(path for path in leaves if not any(comments[path]))
+    assert undocumented == []
+
+
+def test_every_value_is_in_the_admin_values_table() -> None:
+    """docs/admin.md's table names every value that carries its own `# --` comment."""
+    table = ADMIN_DOC.read_text()
+    own = [path for path, (has_own, _) in value_comments().items() if has_own]
+    assert len(own) > 20
+    missing = [path for path in own if f"| `{path}` |" not in table]
+    assert missing == []

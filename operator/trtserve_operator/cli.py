@@ -1,0 +1,158 @@
+"""``trtserve-operator``: run the operator, render manifests (dry run), print the CRD.
+
+This module is also the composition root: its kopf startup handler creates the one
+Kubernetes client and the services, so no lower layer imports the HTTP client. Tests run
+the operator with ``kopf run -m trtserve_operator.cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import kopf
+import yaml
+from pydantic import ValidationError
+
+import trtserve_operator.handlers  # noqa: F401  (registers the kopf handlers)
+from trtserve_operator.api.crd import build_crd
+from trtserve_operator.api.v1alpha1 import API_VERSION, KIND
+from trtserve_operator.api.validation import describe_validation_error
+from trtserve_operator.handlers.lifecycle import configure_kopf
+from trtserve_operator.kube.client import Kube
+from trtserve_operator.services.builders import build_children
+from trtserve_operator.services.reconciler import Reconciler
+from trtserve_operator.services.targets import blocker_for, target_from_body
+from trtserve_operator.settings import Settings
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """kopf settings, then the one shared API client and the services."""
+    configure_kopf(settings)
+    memo["reconciler"] = Reconciler(Kube.from_environment(), Settings())
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    reconciler = memo.get("reconciler")
+    if isinstance(reconciler, Reconciler):
+        await reconciler.kube.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trtserve-operator",
+        description="Serve TensorFlow SavedModels as TF-TRT models on Kubernetes GPUs.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser(
+        "run", help="run the operator against the current kubeconfig or in-cluster"
+    )
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=None,
+        help="namespace to watch (repeatable); default: TRTSERVE_NAMESPACES, else all",
+    )
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+
+    render = commands.add_parser(
+        "render", help="print the manifests the operator would create (no cluster needed)"
+    )
+    render.add_argument(
+        "-f", "--filename", required=True, type=Path, help="YAML file with TRTModel(s)"
+    )
+    render.add_argument(
+        "--namespace", default="default", help="namespace for objects that set none"
+    )
+
+    commands.add_parser("crd", help="print the TRTModel CustomResourceDefinition")
+    return parser
+
+
+def configure_logging(settings: Settings) -> None:
+    kopf.configure(
+        debug=settings.log_level == "DEBUG",
+        verbose=settings.log_level in ("DEBUG", "INFO"),
+        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
+    )
+    logging.getLogger().setLevel(settings.log_level)
+    # The HTTP client logs every request at INFO: keep it for DEBUG only.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+
+def run_operator(args: argparse.Namespace, settings: Settings) -> int:
+    namespaces: Sequence[str] = (
+        () if args.all_namespaces else (args.namespace or settings.namespaces)
+    )
+    configure_logging(settings)
+    kopf.run(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=list(namespaces),
+        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+    )
+    return 0
+
+
+def render(path: Path, namespace: str, settings: Settings, out: TextIO, err: TextIO) -> int:
+    """Print the children of every TRTModel in ``path``; 1 when one is invalid or refused."""
+    manifests: list[dict[str, Any]] = []
+    status = 0
+    with path.open(encoding="utf-8") as stream:
+        documents = [doc for doc in yaml.safe_load_all(stream) if doc]
+    for document in documents:
+        if document.get("kind") != KIND or document.get("apiVersion") != API_VERSION:
+            continue
+        document.setdefault("metadata", {}).setdefault("namespace", namespace)
+        name = document["metadata"].get("name", "?")
+        try:
+            target = target_from_body(document)
+        except (ValidationError, KeyError) as error:
+            detail = (
+                describe_validation_error(error, root="spec")
+                if isinstance(error, ValidationError)
+                else f"missing {error}"
+            )
+            print(f"error: TRTModel {name}: {detail}", file=err)
+            status = 1
+            continue
+        children = build_children(target, settings)
+        blocker = blocker_for(target, settings)
+        if blocker is not None:
+            print(f"error: TRTModel {name}: {blocker.reason}: {blocker.message}", file=err)
+            print("       (the operator keeps the Deployment as it is)", file=err)
+            status = 1
+        manifests += children.all()
+    if not documents:
+        print(f"error: no TRTModel in {path}", file=err)
+        return 1
+    yaml.safe_dump_all(manifests, out, sort_keys=False)
+    return status
+
+
+def print_crd(out: TextIO) -> int:
+    yaml.safe_dump(build_crd(), out, sort_keys=False)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    if args.command == "run":
+        return run_operator(args, settings)
+    if args.command == "render":
+        return render(args.filename, args.namespace, settings, sys.stdout, sys.stderr)
+    return print_crd(sys.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

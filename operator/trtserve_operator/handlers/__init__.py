@@ -1,0 +1,9 @@
+"""kopf handlers of the operator (``kopf run -m trtserve_operator.handlers``).
+
+Handlers only turn kopf's arguments into typed objects and call the services; kopf's
+in-memory indexes are the services' read cache (:class:`.view.IndexView`).
+"""
+
+from trtserve_operator.handlers import lifecycle, trtmodels, watches
+
+__all__ = ["lifecycle", "trtmodels", "watches"]

@@ -1,0 +1,41 @@
+"""Every (apiGroup, resource, verb) the operator process needs: the chart's RBAC source.
+
+It covers the adapter (:mod:`trtserve_operator.kube.client`) and kopf as the operator runs
+it: ``--standalone`` (no peering objects), namespace/CRD scanning disabled, progress and
+diff-base kept in annotations (a patch of the TRTModel), posting of warning events.
+Discovery (``/api``, ``/apis/...``) is a non-resource URL granted to every authenticated
+user by the default ``system:discovery`` role. A test records every request the operator
+makes against the kmock emulator and checks it is covered here.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from trtserve_operator.api.v1alpha1 import GROUP, PLURAL
+
+
+class Permission(NamedTuple):
+    api_group: str
+    resource: str
+    verb: str
+
+
+def _grant(api_group: str, resource: str, *verbs: str) -> set[Permission]:
+    return {Permission(api_group, resource, verb) for verb in verbs}
+
+
+REQUIRED_PERMISSIONS: frozenset[Permission] = frozenset(
+    # kopf watches TRTModels and patches their annotations (progress, diff-base).
+    _grant(GROUP, PLURAL, "get", "list", "watch", "patch")
+    # The adapter writes the status subresource only.
+    | _grant(GROUP, f"{PLURAL}/status", "patch")
+    # Children: kopf watches them (indexes), the adapter gets/creates/patches them.
+    | _grant("apps", "deployments", "get", "list", "watch", "create", "patch")
+    | _grant("", "services", "get", "list", "watch", "create", "patch")
+    | _grant("", "configmaps", "get", "list", "watch", "create", "patch")
+    # Pods are only read, for the converter's termination message and readiness.
+    | _grant("", "pods", "list", "watch")
+    # Events: the adapter's transitions and kopf's warnings.
+    | _grant("", "events", "create")
+)

@@ -1,0 +1,1 @@
+"""Decisions of the operator: what to apply and what the status says (no API calls here)."""

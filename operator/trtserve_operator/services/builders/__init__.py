@@ -1,0 +1,51 @@
+"""Pure builders: TRTModel -> the exact manifests the operator applies (no I/O, no client)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from trtserve_operator.services.builders.configmap import build_batching_configmap
+from trtserve_operator.services.builders.deployment import (
+    build_deployment,
+    converter_image,
+    serving_image,
+)
+from trtserve_operator.services.builders.service import build_service
+from trtserve_operator.services.builders.target import Target
+from trtserve_operator.settings import Settings
+
+__all__ = [
+    "Children",
+    "Target",
+    "build_batching_configmap",
+    "build_children",
+    "build_deployment",
+    "build_service",
+]
+
+
+@dataclass(frozen=True)
+class Children:
+    """Every object the operator keeps for one TRTModel, in apply order."""
+
+    configmap: dict[str, Any]
+    service: dict[str, Any]
+    deployment: dict[str, Any]
+
+    def all(self) -> list[dict[str, Any]]:
+        return [self.configmap, self.service, self.deployment]
+
+
+def build_children(target: Target, settings: Settings) -> Children:
+    """All children of ``target`` rendered with the operator's settings."""
+    return Children(
+        configmap=build_batching_configmap(target),
+        service=build_service(target),
+        deployment=build_deployment(
+            target,
+            converter_image=converter_image(target, settings.converter_image),
+            serving_image=serving_image(target, settings.serving_image),
+            log_format=settings.log_format,
+        ),
+    )

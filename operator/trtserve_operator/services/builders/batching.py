@@ -1,0 +1,80 @@
+"""TF Serving ``BatchingParameters`` in protobuf text format, without TensorFlow Serving.
+
+The operator image carries no TensorFlow, so the message type is built here from a
+descriptor with the same package, message name, field names, numbers and wrapper types as
+``tensorflow_serving/servables/tensorflow/session_bundle_config.proto``; the text is then
+produced by ``google.protobuf.text_format`` (never a string template). Only the fields the
+TRTModel API exposes are declared; TF Serving ignores nothing it reads from this text, and
+a text written by TF Serving's own tools with these fields parses back (see the tests).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message, text_format, wrappers_pb2
+from google.protobuf.message_factory import GetMessageClass
+
+from trtserve_operator.api.v1alpha1 import Batching
+
+PROTO_FILE = "tensorflow_serving/servables/tensorflow/session_bundle_config.proto"
+PACKAGE = "tensorflow.serving"
+MESSAGE = "BatchingParameters"
+
+_F = descriptor_pb2.FieldDescriptorProto
+# (name, number, label, type, type_name) exactly as in session_bundle_config.proto.
+_FIELDS: tuple[tuple[str, int, int, int, str], ...] = (
+    ("max_batch_size", 1, _F.LABEL_OPTIONAL, _F.TYPE_MESSAGE, ".google.protobuf.Int64Value"),
+    ("batch_timeout_micros", 2, _F.LABEL_OPTIONAL, _F.TYPE_MESSAGE, ".google.protobuf.Int64Value"),
+    ("max_enqueued_batches", 3, _F.LABEL_OPTIONAL, _F.TYPE_MESSAGE, ".google.protobuf.Int64Value"),
+    ("num_batch_threads", 4, _F.LABEL_OPTIONAL, _F.TYPE_MESSAGE, ".google.protobuf.Int64Value"),
+    ("thread_pool_name", 5, _F.LABEL_OPTIONAL, _F.TYPE_MESSAGE, ".google.protobuf.StringValue"),
+    ("allowed_batch_sizes", 6, _F.LABEL_REPEATED, _F.TYPE_INT64, ""),
+    ("pad_variable_length_inputs", 7, _F.LABEL_OPTIONAL, _F.TYPE_BOOL, ""),
+)
+
+
+def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
+    file_proto = descriptor_pb2.FileDescriptorProto(
+        name=PROTO_FILE,
+        package=PACKAGE,
+        syntax="proto3",
+        dependency=[wrappers_pb2.DESCRIPTOR.name],
+    )
+    message_proto = file_proto.message_type.add(name=MESSAGE)
+    for name, number, label, field_type, type_name in _FIELDS:
+        field = message_proto.field.add(name=name, number=number, label=label, type=field_type)
+        if type_name:
+            field.type_name = type_name
+    return file_proto
+
+
+@cache
+def batching_parameters_class() -> type[message.Message]:
+    """The ``tensorflow.serving.BatchingParameters`` message class (own descriptor pool)."""
+    pool = descriptor_pool.DescriptorPool()
+    wrappers = descriptor_pb2.FileDescriptorProto()
+    wrappers_pb2.DESCRIPTOR.CopyToProto(wrappers)
+    pool.Add(wrappers)
+    pool.Add(_file_descriptor())
+    return GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.{MESSAGE}"))
+
+
+def batching_parameters(batching: Batching) -> message.Message:
+    """The ``BatchingParameters`` message for the spec's batching settings."""
+    fields: dict[str, Any] = {
+        "max_batch_size": {"value": batching.max_batch_size},
+        "batch_timeout_micros": {"value": batching.batch_timeout_micros},
+        "max_enqueued_batches": {"value": batching.max_enqueued_batches},
+        "num_batch_threads": {"value": batching.num_batch_threads},
+        "pad_variable_length_inputs": batching.pad_variable_length_inputs,
+    }
+    if batching.allowed_batch_sizes:
+        fields["allowed_batch_sizes"] = list(batching.allowed_batch_sizes)
+    return batching_parameters_class()(**fields)
+
+
+def render_batching_parameters(batching: Batching) -> str:
+    """Text-format ``BatchingParameters``, the file ``--batching_parameters_file`` reads."""
+    return text_format.MessageToString(batching_parameters(batching))

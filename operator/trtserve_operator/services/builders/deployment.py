@@ -1,0 +1,272 @@
+"""The serving Deployment: converter initContainer + TF Serving container on one GPU pod."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from trtserve_operator.services.builders.batching import render_batching_parameters
+from trtserve_operator.services.builders.converter_args import (
+    ResolvedUri,
+    build_converter_args,
+    resolved_calibration,
+    resolved_source,
+)
+from trtserve_operator.services.builders.names import (
+    BATCHING_DIR,
+    BATCHING_FILE,
+    CONVERT_CONTAINER,
+    GRPC_PORT,
+    HASH_ANNOTATION,
+    MODEL_BASE,
+    REST_PORT,
+    SERVING_CONTAINER,
+    SOURCE_SECRET_DIR,
+    batching_configmap_name,
+    labels,
+    selector_labels,
+)
+from trtserve_operator.services.builders.target import Target
+
+GPU_RESOURCE = "nvidia.com/gpu"
+RUN_AS_USER = 1000
+STARTUP_PERIOD_SECONDS = 10
+STARTUP_BUDGET_SECONDS = 3600
+"""How long TF Serving may take to load and warm up the model before liveness applies."""
+
+
+def serving_image(target: Target, default: str) -> str:
+    return target.spec.serving.image or default
+
+
+def converter_image(target: Target, default: str) -> str:
+    return target.spec.converter_image or default
+
+
+def _container_security_context() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _resources(target: Target) -> dict[str, Any]:
+    serving = target.spec.serving
+    requests = dict((serving.resources.requests if serving.resources else None) or {})
+    limits = dict((serving.resources.limits if serving.resources else None) or {})
+    if serving.gpus:
+        limits[GPU_RESOURCE] = str(serving.gpus)
+        requests.pop(GPU_RESOURCE, None)
+    resources: dict[str, Any] = {}
+    if requests:
+        resources["requests"] = requests
+    if limits:
+        resources["limits"] = limits
+    return resources
+
+
+def _uri_volume(resolved: ResolvedUri | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, mounts) for a pvc:// URI, mounted read-only."""
+    if resolved is None or resolved.mount is None:
+        return [], []
+    mount = resolved.mount
+    volume = {
+        "name": mount.volume,
+        "persistentVolumeClaim": {"claimName": mount.claim, "readOnly": True},
+    }
+    return [volume], [{"name": mount.volume, "mountPath": mount.mount_path, "readOnly": True}]
+
+
+def build_convert_container(target: Target, image: str, log_format: str) -> dict[str, Any]:
+    """The ``convert`` initContainer: writes the TF-TRT model into the shared emptyDir."""
+    mounts: list[dict[str, Any]] = [
+        {"name": "model-repo", "mountPath": MODEL_BASE},
+        {"name": "convert-tmp", "mountPath": "/tmp"},
+    ]
+    for resolved in (resolved_source(target), resolved_calibration(target)):
+        mounts += _uri_volume(resolved)[1]
+    container: dict[str, Any] = {
+        "name": CONVERT_CONTAINER,
+        "image": image,
+        "args": build_converter_args(target, log_format),
+        "env": [{"name": "HOME", "value": "/tmp"}],
+        "resources": _resources(target),
+        "volumeMounts": mounts,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": _container_security_context(),
+    }
+    secret_ref = target.spec.source.secret_ref
+    if secret_ref is not None:
+        container["envFrom"] = [{"secretRef": {"name": secret_ref.name}}]
+        mounts.append(
+            {"name": "source-credentials", "mountPath": SOURCE_SECRET_DIR, "readOnly": True}
+        )
+    return container
+
+
+def serving_args(target: Target) -> list[str]:
+    """``tensorflow_model_server`` flags."""
+    serving = target.spec.serving
+    args = [
+        f"--port={GRPC_PORT}",
+        f"--rest_api_port={REST_PORT}",
+        f"--model_name={target.model_name}",
+        f"--model_base_path={MODEL_BASE}/{target.model_name}",
+        "--enable_model_warmup=true",
+    ]
+    if serving.gpus:
+        args.append(f"--per_process_gpu_memory_fraction={serving.gpu_memory_fraction!r}")
+    if serving.batching.enabled:
+        args += [
+            "--enable_batching=true",
+            f"--batching_parameters_file={BATCHING_DIR}/{BATCHING_FILE}",
+        ]
+    return args + list(serving.extra_args or [])
+
+
+def build_serving_container(target: Target, image: str) -> dict[str, Any]:
+    """The ``serving`` container: TF Serving on gRPC 8500 and REST 8501."""
+    serving = target.spec.serving
+    model_path = f"/v1/models/{target.model_name}"
+    mounts: list[dict[str, Any]] = [
+        {"name": "model-repo", "mountPath": MODEL_BASE, "readOnly": True},
+        {"name": "serving-tmp", "mountPath": "/tmp"},
+    ]
+    if serving.batching.enabled:
+        mounts.append({"name": "batching-config", "mountPath": BATCHING_DIR, "readOnly": True})
+    return {
+        "name": SERVING_CONTAINER,
+        "image": image,
+        "command": ["tensorflow_model_server"],
+        "args": serving_args(target),
+        "env": [{"name": "HOME", "value": "/tmp"}, *(serving.env or [])],
+        "ports": [
+            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+            {"name": "http", "containerPort": REST_PORT, "protocol": "TCP"},
+        ],
+        "resources": _resources(target),
+        "volumeMounts": mounts,
+        # Ready only once the model answers; the startup probe gives loading and warmup a full
+        # budget, and liveness only checks that the server listens, so a pod whose model is
+        # still loading is never killed.
+        "startupProbe": {
+            "httpGet": {"path": model_path, "port": "http"},
+            "periodSeconds": STARTUP_PERIOD_SECONDS,
+            "failureThreshold": STARTUP_BUDGET_SECONDS // STARTUP_PERIOD_SECONDS,
+        },
+        "readinessProbe": {
+            "httpGet": {"path": model_path, "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "tcpSocket": {"port": "grpc"},
+            "periodSeconds": 20,
+            "failureThreshold": 6,
+        },
+        "securityContext": _container_security_context(),
+    }
+
+
+def _volumes(target: Target) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = [
+        {"name": "model-repo", "emptyDir": {}},
+        {"name": "convert-tmp", "emptyDir": {}},
+        {"name": "serving-tmp", "emptyDir": {}},
+    ]
+    if target.spec.serving.batching.enabled:
+        volumes.append(
+            {"name": "batching-config", "configMap": {"name": batching_configmap_name(target)}}
+        )
+    secret_ref = target.spec.source.secret_ref
+    if secret_ref is not None:
+        volumes.append({"name": "source-credentials", "secret": {"secretName": secret_ref.name}})
+    for resolved in (resolved_source(target), resolved_calibration(target)):
+        volumes += _uri_volume(resolved)[0]
+    return volumes
+
+
+def build_pod_spec(
+    target: Target, *, converter_image: str, serving_image: str, log_format: str
+) -> dict[str, Any]:
+    serving = target.spec.serving
+    pod: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "fsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "initContainers": [build_convert_container(target, converter_image, log_format)],
+        "containers": [build_serving_container(target, serving_image)],
+        "volumes": _volumes(target),
+    }
+    if serving.node_selector:
+        pod["nodeSelector"] = dict(serving.node_selector)
+    if serving.tolerations:
+        pod["tolerations"] = list(serving.tolerations)
+    if serving.affinity:
+        pod["affinity"] = dict(serving.affinity)
+    return pod
+
+
+def config_hash(*parts: Any) -> str:
+    """Stable hash of rendered objects (canonical JSON): changes exactly when they change."""
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def build_deployment(
+    target: Target, *, converter_image: str, serving_image: str, log_format: str = "text"
+) -> dict[str, Any]:
+    """Deployment ``<name>`` owned by the TRTModel.
+
+    The pod template carries a hash of the pod spec and the batching file, so any change
+    of what is rendered (including the ConfigMap) rolls the pods.
+    """
+    pod_spec = build_pod_spec(
+        target,
+        converter_image=converter_image,
+        serving_image=serving_image,
+        log_format=log_format,
+    )
+    batching = (
+        render_batching_parameters(target.spec.serving.batching)
+        if target.spec.serving.batching.enabled
+        else ""
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": target.name,
+            "namespace": target.namespace,
+            "labels": labels(target),
+            "ownerReferences": [target.owner_reference()],
+        },
+        "spec": {
+            "replicas": target.spec.serving.replicas,
+            "selector": {"matchLabels": selector_labels(target)},
+            "revisionHistoryLimit": 3,
+            # Conversion runs inside the rollout: give it its timeout plus loading time.
+            "progressDeadlineSeconds": target.spec.conversion.timeout_seconds
+            + STARTUP_BUDGET_SECONDS,
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
+            "template": {
+                "metadata": {
+                    "labels": labels(target),
+                    "annotations": {HASH_ANNOTATION: config_hash(pod_spec, batching)},
+                },
+                "spec": pod_spec,
+            },
+        },
+    }

@@ -1,0 +1,68 @@
+"""Converge one child object: compare the desired manifest with what exists, then
+create, patch or leave it alone.
+
+What exists may carry more than the operator rendered (API defaults, a Service's
+clusterIP, other controllers' annotations), so the comparison asks whether every
+rendered field is present with the rendered value; lists must match element by element
+(same length), so a container added or removed by hand is also put back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+MANAGED_TOP_LEVEL = ("spec", "data")
+MANAGED_METADATA = ("labels", "annotations", "ownerReferences")
+
+
+class Action(Enum):
+    CREATE = "create"
+    PATCH = "patch"
+    NOOP = "noop"
+
+
+@dataclass(frozen=True)
+class Step:
+    action: Action
+    desired: Mapping[str, Any]
+    patch: Mapping[str, Any] | None = None
+
+
+def contains(actual: Any, desired: Any) -> bool:
+    """Whether ``actual`` holds every field of ``desired`` with the same value."""
+    if isinstance(desired, Mapping):
+        return isinstance(actual, Mapping) and all(
+            key in actual and contains(actual[key], value) for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(desired)
+            and all(contains(a, d) for a, d in zip(actual, desired, strict=True))
+        )
+    return bool(actual == desired)
+
+
+def managed_fields(desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a manifest the operator owns (what a patch sets)."""
+    metadata = desired.get("metadata", {})
+    fields: dict[str, Any] = {
+        "metadata": {key: metadata[key] for key in MANAGED_METADATA if key in metadata}
+    }
+    fields.update({key: desired[key] for key in MANAGED_TOP_LEVEL if key in desired})
+    return fields
+
+
+def plan(desired: Mapping[str, Any], actual: Mapping[str, Any] | None) -> Step:
+    """What to do so that ``actual`` matches ``desired``."""
+    if actual is None or actual.get("metadata", {}).get("deletionTimestamp"):
+        return Step(Action.CREATE, desired)
+    wanted = managed_fields(desired)
+    if contains(actual, wanted):
+        return Step(Action.NOOP, desired)
+    # A JSON merge patch replaces lists as a whole, which is what re-asserts containers,
+    # volumes and args exactly as rendered.
+    return Step(Action.PATCH, desired, wanted)

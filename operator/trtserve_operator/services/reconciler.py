@@ -1,0 +1,194 @@
+"""Reconcile one TRTModel: converge its children, then write a truthful status.
+
+Reads come from a :class:`ClusterView` (kopf's in-memory indexes of the watched objects),
+so converging an unchanged model costs no request at all; writes go through the adapter.
+The last status written per model is remembered, so two events racing before the watch
+stream shows the new status do not announce the same transition twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from trtserve_operator.api.v1alpha1 import TRTModelStatus
+from trtserve_operator.kube.errors import ConflictError, NotFoundError
+from trtserve_operator.kube.port import KubeApi
+from trtserve_operator.kube.resources import BY_KIND, DEPLOYMENTS
+from trtserve_operator.services.builders import build_children
+from trtserve_operator.services.builders.names import HASH_ANNOTATION
+from trtserve_operator.services.builders.target import Target
+from trtserve_operator.services.converge import Action, Step, plan
+from trtserve_operator.services.status import (
+    Blocker,
+    Transition,
+    compute_status,
+    status_merge_patch,
+    status_to_wire,
+)
+from trtserve_operator.services.targets import blocker_for, object_reference
+from trtserve_operator.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class ClusterView(Protocol):
+    """Cached reads of the objects the operator watches."""
+
+    def child(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+
+    def pods(self, namespace: str, instance: str) -> Sequence[Mapping[str, Any]]: ...
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Reconciler:
+    """Converge + status for TRTModels; one instance per operator process."""
+
+    def __init__(self, kube: KubeApi, settings: Settings) -> None:
+        self.kube = kube
+        self.settings = settings
+        self._written: dict[tuple[str, str], dict[str, Any]] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def _lock(self, target: Target) -> asyncio.Lock:
+        return self._locks.setdefault((target.namespace, target.name), asyncio.Lock())
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop what is remembered about a deleted TRTModel."""
+        self._written.pop((namespace, name), None)
+        self._locks.pop((namespace, name), None)
+
+    async def apply(self, step: Step) -> Mapping[str, Any] | None:
+        """Carry out one converge step; returns the object as the API returned it."""
+        desired = step.desired
+        resource = BY_KIND[str(desired["kind"])]
+        namespace = desired["metadata"]["namespace"]
+        name = desired["metadata"]["name"]
+        if step.action is Action.NOOP:
+            return None
+        if step.action is Action.CREATE:
+            try:
+                return await self.kube.create(desired)
+            except ConflictError:
+                # The cache had not seen it yet: compare with the real object instead.
+                actual = await self.kube.get(resource, namespace, name)
+                return await self.apply(plan(desired, actual))
+        assert step.patch is not None
+        logger.info("Patching %s %s/%s back to the rendered spec", resource.kind, namespace, name)
+        try:
+            return await self.kube.merge_patch(resource, namespace, name, step.patch)
+        except NotFoundError:
+            return await self.kube.create(desired)
+
+    async def converge(
+        self,
+        target: Target,
+        view: ClusterView,
+        status: Mapping[str, Any] | None,
+    ) -> None:
+        """Create/patch what differs from the rendered children, then update the status."""
+        async with self._lock(target):
+            blocker = blocker_for(target, self.settings)
+            children = build_children(target, self.settings)
+            wanted = [children.configmap, children.service]
+            if blocker is None:
+                wanted.append(children.deployment)
+            applied: dict[str, Mapping[str, Any] | None] = {}
+            for desired in wanted:
+                meta = desired["metadata"]
+                actual = view.child(desired["kind"], meta["namespace"], meta["name"])
+                applied[desired["kind"]] = await self.apply(plan(desired, actual)) or actual
+            await self._update_status(target, view, status, blocker, applied.get("Deployment"))
+
+    async def refresh_status(
+        self, target: Target, view: ClusterView, status: Mapping[str, Any] | None
+    ) -> None:
+        """Recompute the status after a Deployment or Pod changed."""
+        async with self._lock(target):
+            await self._update_status(target, view, status, blocker_for(target, self.settings))
+
+    async def _update_status(
+        self,
+        target: Target,
+        view: ClusterView,
+        status: Mapping[str, Any] | None,
+        blocker: Blocker | None,
+        deployment: Mapping[str, Any] | None = None,
+    ) -> None:
+        key = (target.namespace, target.name)
+        if deployment is None:
+            deployment = view.child(DEPLOYMENTS.kind, target.namespace, target.name)
+        config_hash = (
+            (deployment or {})
+            .get("spec", {})
+            .get("template", {})
+            .get("metadata", {})
+            .get("annotations", {})
+            .get(HASH_ANNOTATION)
+        )
+        old = self._written.get(key)
+        if old is None:
+            old = dict(status or {})
+        previous = TRTModelStatus.model_validate(old) if old else None
+        result = compute_status(
+            target,
+            deployment=deployment,
+            pods=view.pods(target.namespace, target.name),
+            previous=previous,
+            now=utc_now(),
+            config_hash=config_hash,
+            blocker=blocker,
+        )
+        new = status_to_wire(result.status)
+        patch = status_merge_patch(old, new)
+        if patch:
+            await self.kube.patch_trtmodel_status(target.namespace, target.name, patch)
+            self._written[key] = new
+        for transition in result.transitions:
+            await self.announce(target, transition)
+
+    async def announce(self, target: Target, transition: Transition) -> None:
+        await self.kube.create_event(
+            object_reference(target),
+            event_type="Warning" if transition.warning else "Normal",
+            reason=transition.reason,
+            message=transition.message,
+        )
+
+    async def report_invalid(
+        self, body: Mapping[str, Any], status: Mapping[str, Any] | None, message: str
+    ) -> None:
+        """Ready=False/InvalidSpec on a TRTModel whose spec does not validate."""
+        metadata = body.get("metadata", {})
+        namespace = str(metadata.get("namespace") or "default")
+        name = str(metadata["name"])
+        generation = int(metadata.get("generation") or 0)
+        old = dict(status or {})
+        conditions = [c for c in old.get("conditions") or [] if c.get("type") != "Ready"]
+        before: Mapping[str, Any] = next(
+            (c for c in old.get("conditions") or [] if c.get("type") == "Ready"), {}
+        )
+        unchanged = before.get("status") == "False"
+        ready = {
+            "type": "Ready",
+            "status": "False",
+            "observedGeneration": generation,
+            "lastTransitionTime": before.get("lastTransitionTime") if unchanged else utc_now(),
+            "reason": "InvalidSpec",
+            "message": message,
+        }
+        new = {**old, "phase": "Failed", "observedGeneration": generation}
+        new["conditions"] = [*conditions, ready]
+        patch = status_merge_patch(old, new)
+        if patch:
+            await self.kube.patch_trtmodel_status(namespace, name, patch)
+        if before.get("reason") != "InvalidSpec":
+            await self.kube.create_event(
+                object_reference(body), event_type="Warning", reason="InvalidSpec", message=message
+            )

@@ -1,0 +1,52 @@
+"""Operator settings from the environment (``TRTSERVE_`` prefix).
+
+The Helm chart sets exactly these variables; every one has a default so that
+``trtserve-operator render`` works without any environment.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from trtserve_operator.api.v1alpha1 import DEFAULT_SERVING_IMAGE
+
+DEFAULT_CONVERTER_IMAGE = "trtserve/converter:0.1.0"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of the operator."""
+
+    model_config = SettingsConfigDict(env_prefix="TRTSERVE_", extra="ignore", frozen=True)
+
+    converter_image: Annotated[
+        str,
+        Field(min_length=1, description="Converter image used when spec.converterImage is unset."),
+    ] = DEFAULT_CONVERTER_IMAGE
+    serving_image: Annotated[
+        str,
+        Field(min_length=1, description="TF Serving image used when spec.serving.image is unset."),
+    ] = DEFAULT_SERVING_IMAGE
+    namespaces: Annotated[
+        tuple[str, ...],
+        NoDecode,
+        Field(description="Namespaces to watch (comma-separated); empty: all namespaces."),
+    ] = ()
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    health_port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    metrics_port: Annotated[int, Field(ge=0, le=65535, description="0 disables metrics.")] = 0
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value

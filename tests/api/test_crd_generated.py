@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import kubernetes_validate
 import yaml
 
 from trtserve_operator.api.crd import build_crd, render_crd
@@ -21,3 +22,8 @@ def test_committed_crd_is_generated_from_the_models() -> None:
 
 def test_rendered_yaml_round_trips_to_build_crd() -> None:
     assert yaml.safe_load(render_crd()) == build_crd()
+
+
+def test_crd_is_a_valid_custom_resource_definition() -> None:
+    """The CRD object itself passes the apiextensions.k8s.io/v1 OpenAPI schema (strict)."""
+    kubernetes_validate.validate(build_crd(), "1.37.0", strict=True)

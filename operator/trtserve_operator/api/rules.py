@@ -163,7 +163,7 @@ GPUS_REQUIRED = Rule(
         "has(self.serving.allowCpu) && self.serving.allowCpu)"
     ),
     message=(
-        "serving.gpus: 0 requires conversion.precision: NATIVE and serving.allowCpu: true "
+        "gpus: 0 is only allowed with conversion.precision: NATIVE and serving.allowCpu: true "
         "(TensorRT needs a GPU)"
     ),
     field_path=".serving.gpus",

@@ -48,6 +48,10 @@ AUTH_ERROR_NAMES = frozenset(
     }
 )
 HTTP_AUTH_STATUSES = frozenset({401, 403})
+# Open http(s) sources as a stream (block_size=0: no Range requests needed). A given
+# size skips fsspec's info() probe, which turns every HTTP error (401 too) into
+# FileNotFoundError; the GET then raises with the real status.
+HTTP_STREAM_OPEN: dict[str, Any] = {"block_size": 0, "size": -1}
 
 
 def scheme_of(uri: str) -> str:
@@ -281,7 +285,7 @@ def _fetch_remote(uri: str, work_dir: Path, max_bytes: int) -> Path:
     if scheme in {"http", "https"}:
         # An http(s) source is always one archive; stream it (no Range requests needed).
         target = work_dir / "download" / (PurePosixPath(urlsplit(uri).path).name or "source")
-        _download_file(fs, path, target, budget, block_size=0)
+        _download_file(fs, path, target, budget, **HTTP_STREAM_OPEN)
     else:
         is_dir = with_retries(lambda: fs.isdir(path), uri)
         if is_dir:
@@ -315,6 +319,6 @@ def fetch_file(uri: str, work_dir: Path, max_bytes: int) -> Path:
     except Exception as error:
         raise translate_error(error, uri) from error
     target = work_dir / "files" / (PurePosixPath(urlsplit(uri).path).name or "data")
-    open_kwargs = {"block_size": 0} if scheme in {"http", "https"} else {}
+    open_kwargs = HTTP_STREAM_OPEN if scheme in {"http", "https"} else {}
     _download_file(fs, path, target, ByteBudget(max_bytes, uri), **open_kwargs)
     return target

@@ -5,8 +5,8 @@
 1. strict field validation: fields the structural schema does not declare (outside
    ``x-kubernetes-preserve-unknown-fields``) are reported like ``kubectl apply``'s default
    ``--validate=strict`` reports them (``unknown field "spec.serving.bogus"``);
-2. defaulting from the schema's ``default`` values (the API server defaults before it
-   validates, so CEL rules see defaulted objects);
+2. pruning of ``null`` fields, then defaulting from the schema's ``default`` values (the
+   API server does both before it validates, so CEL rules see defaulted objects);
 3. the OpenAPI v3 schema, checked with ``jsonschema`` (Draft 4 semantics, as OpenAPI 3.0)
    after translating the Kubernetes extensions (``x-kubernetes-int-or-string``,
    ``x-kubernetes-list-type``);
@@ -80,7 +80,29 @@ def unknown_fields(value: Any, schema: Schema, path: tuple[Any, ...] = ()) -> li
     return errors
 
 
-# --- 2. defaulting ----------------------------------------------------------------------------
+# --- 2. null pruning and defaulting -----------------------------------------------------------
+
+
+def prune_nulls(value: Any, schema: Schema) -> Any:
+    """Drop ``field: null`` of non-nullable fields, in place, as the API server does before
+    defaulting (so a null field gets its default)."""
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        additional = schema.get("additionalProperties")
+        for key in list(value):
+            child_schema = properties.get(key)
+            if child_schema is None and isinstance(additional, dict):
+                child_schema = additional
+            if child_schema is None:
+                continue
+            if value[key] is None and not child_schema.get("nullable"):
+                del value[key]
+            else:
+                prune_nulls(value[key], child_schema)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            prune_nulls(item, schema["items"])
+    return value
 
 
 def apply_defaults(value: Any, schema: Schema) -> Any:
@@ -240,7 +262,7 @@ def validate_against_crd(manifest: dict[str, Any]) -> list[str]:
     """
     schema = crd_schema()
     errors = unknown_fields(manifest, schema)
-    obj = apply_defaults(copy.deepcopy(manifest), schema)
+    obj = apply_defaults(prune_nulls(copy.deepcopy(manifest), schema), schema)
     metadata = obj.get("metadata")
     if isinstance(metadata, dict) and "name" not in metadata and "generateName" in metadata:
         metadata["name"] = f"{metadata['generateName']}x7k2q"  # the API server names it first

@@ -61,8 +61,11 @@ def _check_uri(uri: str) -> str:
 
 
 def _quantity_to_str(value: Any) -> Any:
-    """Accept ``cpu: 4`` like Kubernetes does (int-or-string) and keep quantities as str."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    """Accept ``cpu: 4`` as the CRD's int-or-string does, and keep quantities as str.
+
+    Fractions must be strings (``"0.5"``, ``500m``): int-or-string rejects ``0.5``.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return value
 
@@ -96,6 +99,18 @@ class ApiModel(BaseModel):
         extra="forbid",
         validate_default=True,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        """Treat ``field: null`` as absent, as the API server does for non-nullable fields.
+
+        The API server prunes such nulls before defaulting, so ``conversion: null`` means
+        the default conversion and ``secretRef: null`` means no secret.
+        """
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
 
 
 class Precision(StrEnum):

@@ -113,7 +113,9 @@ def test_fractional_numbers_are_not_quantities_for_either() -> None:
 
 def test_free_form_core_types_keep_their_fields() -> None:
     toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}}
+    affinity: dict[str, Any] = {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}
+    }
     env = {"name": "TF_CPP_MIN_LOG_LEVEL", "valueFrom": {"configMapKeyRef": {"name": "c"}}}
     manifest = with_spec(serving={"tolerations": [toleration], "affinity": affinity, "env": [env]})
     assert validate_against_crd(manifest) == []

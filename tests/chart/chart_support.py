@@ -1,13 +1,22 @@
-"""Helpers shared by the chart tests (the fixtures are in conftest.py)."""
+"""Helpers shared by the chart tests (the fixtures are in conftest.py).
+
+Run as a script, it prints the values table of docs/admin.md, generated from the `# --`
+comments of values.yaml:
+
+    .venv/bin/python tests/chart/chart_support.py
+"""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "trtserve"
@@ -21,6 +30,12 @@ VALUE_SETS: dict[str, Path | None] = {
 }
 
 Manifest = dict[str, Any]
+
+
+def values_args(value_set: str) -> list[str | Path]:
+    """The helm flags selecting a value set (none for the chart defaults)."""
+    values = VALUE_SETS[value_set]
+    return ["--values", values] if values else []
 
 
 def find_tool(name: str) -> Path | None:
@@ -68,3 +83,66 @@ class Rendered:
 
 def helm_template(helm: Path, *extra: str | Path) -> subprocess.CompletedProcess[str]:
     return run_tool(helm, "template", RELEASE, CHART_DIR, "--namespace", NAMESPACE, *extra)
+
+
+VALUES_PATH = CHART_DIR / "values.yaml"
+DOC_COMMENT = "# --"
+
+
+@dataclass(frozen=True)
+class ValueDoc:
+    """A key of values.yaml and the comment block right above it."""
+
+    path: str
+    comment: str  # the text of a `# --` block above the key, "" when there is none
+    parent_documented: bool  # whether an enclosing key has a `# --` comment
+
+
+def value_docs() -> list[ValueDoc]:
+    """Every key of values.yaml, in file order, with its dotted path and documentation."""
+    lines = VALUES_PATH.read_text().splitlines()
+    stack: list[tuple[int, str, bool]] = []
+    docs: list[ValueDoc] = []
+    for index, line in enumerate(lines):
+        match = re.match(r"^(\s*)([A-Za-z][\w-]*):", line)
+        if not match:
+            continue
+        indent, key = len(match.group(1)), match.group(2)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        start = index
+        while start > 0 and lines[start - 1].strip().startswith("#"):
+            start -= 1
+        block = [text.strip().lstrip("#").strip() for text in lines[start:index]]
+        own = start < index and lines[start].strip().startswith(DOC_COMMENT)
+        comment = " ".join(block).removeprefix("--").strip() if own else ""
+        path = ".".join([*(name for _, name, _ in stack), key])
+        docs.append(ValueDoc(path, comment, any(doc for _, _, doc in stack)))
+        stack.append((indent, key, own))
+    return docs
+
+
+def values_table() -> str:
+    """The Markdown table of every value that has its own `# --` comment, with its default."""
+    values = yaml.safe_load(VALUES_PATH.read_text())
+    rows = ["| value | default | description |", "| --- | --- | --- |"]
+    for doc in value_docs():
+        if not doc.comment:
+            continue
+        default: Any = values
+        for key in doc.path.split("."):
+            default = default[key]
+        shown = (
+            f'"{default}"'
+            if isinstance(default, str)
+            else yaml.safe_dump(default, default_flow_style=True, width=1000)
+            .replace("\n...", "")
+            .strip()
+        )
+        cells = [f"`{doc.path}`", f"`{shown}`", doc.comment]
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(values_table(), end="")

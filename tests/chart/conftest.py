@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_support import DEFAULT_VALUE_SET, VALUE_SETS, Rendered, find_tool, helm_template
+from chart_support import (
+    DEFAULT_VALUE_SET,
+    VALUE_SETS,
+    Rendered,
+    find_tool,
+    helm_template,
+    values_args,
+)
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +41,8 @@ def checkov() -> Path:
 def renders(helm: Path) -> dict[str, Rendered]:
     """Every value set rendered once; a render that fails fails every test using it."""
     rendered: dict[str, Rendered] = {}
-    for name, values in VALUE_SETS.items():
-        result = helm_template(helm, *(["--values", values] if values else []))
+    for name in VALUE_SETS:
+        result = helm_template(helm, *values_args(name))
         assert result.returncode == 0, f"helm template ({name}) failed:\n{result.stderr}"
         manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
         rendered[name] = Rendered(name=name, text=result.stdout, manifests=manifests)

@@ -11,19 +11,27 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_support import CHART_DIR, REPO_ROOT, VALUE_SETS, helm_template, run_tool
+from chart_support import (
+    CHART_DIR,
+    REPO_ROOT,
+    VALUE_SETS,
+    VALUES_PATH,
+    helm_template,
+    run_tool,
+    value_docs,
+    values_args,
+    values_table,
+)
 
 SCHEMA_PATH = CHART_DIR / "values.schema.json"
-VALUES_PATH = CHART_DIR / "values.yaml"
 ADMIN_DOC = REPO_ROOT / "docs" / "admin.md"
-DOC_COMMENT = "# --"
+TABLE_START = "<!-- values-table:start -->"
+TABLE_END = "<!-- values-table:end -->"
 
 
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_helm_lint_strict(helm: Path, value_set: str) -> None:
-    values = VALUE_SETS[value_set]
-    extra = ["--values", values] if values else []
-    result = run_tool(helm, "lint", "--strict", CHART_DIR, *extra)
+    result = run_tool(helm, "lint", "--strict", CHART_DIR, *values_args(value_set))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 chart(s) failed" in result.stdout
     assert "[WARNING]" not in result.stdout
@@ -93,28 +101,6 @@ def test_defaults_satisfy_the_schema() -> None:
     jsonschema.validate(yaml.safe_load(VALUES_PATH.read_text()), schema)
 
 
-def value_comments() -> dict[str, tuple[bool, bool]]:
-    """Dotted path of every key in values.yaml -> (has its own `# --` comment, a parent has one)."""
-    lines = VALUES_PATH.read_text().splitlines()
-    stack: list[tuple[int, str, bool]] = []
-    comments: dict[str, tuple[bool, bool]] = {}
-    for index, line in enumerate(lines):
-        match = re.match(r"^(\s*)([A-Za-z][\w-]*):", line)
-        if not match:
-            continue
-        indent, key = len(match.group(1)), match.group(2)
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        block_start = index
-        while block_start > 0 and lines[block_start - 1].strip().startswith("#"):
-            block_start -= 1
-        own = block_start < index and lines[block_start].strip().startswith(DOC_COMMENT)
-        path = ".".join([*(name for _, name, _ in stack), key])
-        comments[path] = (own, any(doc for _, _, doc in stack))
-        stack.append((indent, key, own))
-    return comments
-
-
 def leaf_paths(values: object, prefix: str = "") -> Iterator[str]:
     if isinstance(values, dict) and values:
         for key, sub in values.items():
@@ -124,17 +110,21 @@ def leaf_paths(values: object, prefix: str = "") -> Iterator[str]:
 
 
 def test_every_value_is_commented() -> None:
-    comments = value_comments()
+    docs = {doc.path: doc for doc in value_docs()}
     leaves = set(leaf_paths(yaml.safe_load(VALUES_PATH.read_text())))
-    assert leaves <= comments.keys()
-    undocumented = sorted(path for path in leaves if not any(comments[path]))
+    assert leaves <= docs.keys()
+    undocumented = sorted(
+        path for path in leaves if not (docs[path].comment or docs[path].parent_documented)
+    )
     assert undocumented == []
 
 
-def test_every_value_is_in_the_admin_values_table() -> None:
-    """docs/admin.md's table names every value that carries its own `# --` comment."""
-    table = ADMIN_DOC.read_text()
-    own = [path for path, (has_own, _) in value_comments().items() if has_own]
-    assert len(own) > 20
-    missing = [path for path in own if f"| `{path}` |" not in table]
-    assert missing == []
+def test_admin_values_table_is_generated_from_values_yaml() -> None:
+    """docs/admin.md holds exactly the table generated from the `# --` comments."""
+    doc = ADMIN_DOC.read_text()
+    start, end = doc.index(TABLE_START) + len(TABLE_START), doc.index(TABLE_END)
+    assert doc[start:end].strip() == values_table().strip(), (
+        "docs/admin.md's values table is stale: replace it with the output of "
+        "`.venv/bin/python tests/chart/chart_support.py`"
+    )
+    assert values_table().count("\n| `") > 20

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import kubernetes_validate
@@ -27,3 +29,14 @@ def test_rendered_yaml_round_trips_to_build_crd() -> None:
 def test_crd_is_a_valid_custom_resource_definition() -> None:
     """The CRD object itself passes the apiextensions.k8s.io/v1 OpenAPI schema (strict)."""
     kubernetes_validate.validate(build_crd(), "1.37.0", strict=True)
+
+
+def test_module_prints_the_crd() -> None:
+    """`python -m trtserve_operator.api.crd` is how crds/trtmodels.yaml is regenerated."""
+    result = subprocess.run(
+        [sys.executable, "-m", "trtserve_operator.api.crd"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout == render_crd()

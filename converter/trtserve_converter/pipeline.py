@@ -183,9 +183,10 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
             config.signature_key,
             ", ".join(f"{s.name}:{s.dtype}{list(s.shape or [])}" for s in specs.values()),
         )
+        # NATIVE needs no build shapes, but given ones are still checked.
         build_shapes = (
             resolve_build_shapes(specs, config.build_shapes)
-            if config.precision.uses_tensorrt
+            if config.precision.uses_tensorrt or config.build_shapes
             else []
         )
 

@@ -1,0 +1,68 @@
+"""The real `trt-convert` console script in a subprocess (as the initContainer runs it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.tf
+
+TRT_CONVERT = Path(sys.executable).with_name("trt-convert")
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    if not TRT_CONVERT.exists():
+        pytest.skip(f"console script not installed at {TRT_CONVERT} (pip install -e .)")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRT_CONVERT_")}
+    return subprocess.run(
+        [str(TRT_CONVERT), *args],
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_configured_by_environment_only_with_json_logs(models: Any, tmp_path: Path) -> None:
+    report = tmp_path / "termination-log"
+    result = run(
+        {
+            "TRT_CONVERT_SOURCE": str(models.two_input),
+            "TRT_CONVERT_MODEL_NAME": "two",
+            "TRT_CONVERT_MODEL_VERSION": "4",
+            "TRT_CONVERT_PRECISION": "NATIVE",
+            "TRT_CONVERT_OUTPUT_BASE": str(tmp_path / "models"),
+            "TRT_CONVERT_REPORT_PATH": str(report),
+            "TRT_CONVERT_LOG_FORMAT": "json",
+        }
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(report.read_text())
+    assert (data["result"], data["modelVersion"]) == ("Succeeded", 4)
+    assert (tmp_path / "models" / "two" / "4" / "saved_model.pb").is_file()
+    ours = [
+        json.loads(line)
+        for line in result.stderr.splitlines()
+        if line.startswith("{") and '"logger":"trtserve_converter' in line
+    ]
+    assert any(entry["message"].startswith("step fetch") for entry in ours)
+
+
+def test_fp16_on_cpu_tensorflow_exits_30_without_crashing(models: Any, tmp_path: Path) -> None:
+    report = tmp_path / "termination-log"
+    result = run(
+        {},
+        "--source", str(models.classifier), "--model-name", "clf", "--precision", "FP16",
+        "--output-base", str(tmp_path / "models"), "--report-path", str(report),
+    )  # fmt: skip
+    assert result.returncode == 30, result.stderr
+    data = json.loads(report.read_text())
+    assert (data["reason"], data["exitCode"]) == ("TensorRTUnavailable", 30)
+    assert "TensorRTUnavailable" in result.stderr

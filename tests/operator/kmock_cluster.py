@@ -1,0 +1,215 @@
+"""A kmock KubernetesEmulator in a background thread, and the operator run against it.
+
+kopf's ``KopfRunner`` runs the operator in its own thread and event loop, so the emulator
+gets one too; the test talks to it over HTTP like any client. The emulator stores objects
+and streams watch events; it does not emulate resourceVersion, garbage collection, the
+status split, label selectors, schema validation or PUT, so the tests never rely on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import kmock
+import yaml
+from kopf.testing import KopfRunner
+
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+MODELS = "/apis/trtserve.io/v1alpha1/namespaces/{ns}/trtmodels"
+DEPLOYMENTS = "/apis/apps/v1/namespaces/{ns}/deployments"
+SERVICES = "/api/v1/namespaces/{ns}/services"
+CONFIGMAPS = "/api/v1/namespaces/{ns}/configmaps"
+PODS = "/api/v1/namespaces/{ns}/pods"
+EVENTS = "/api/v1/namespaces/{ns}/events"
+
+
+class UidAssigningEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
+    """The emulator plus the API server's ``metadata.uid`` on create.
+
+    kopf keys its indexes by (namespace, name, uid); without uids a Service and a
+    Deployment of the same name would evict each other from the indexes.
+    """
+
+    async def _handle(self, request: Any) -> Any:
+        if str(request.action).endswith("CREATE") and isinstance(request.data, dict):
+            metadata = request.data.setdefault("metadata", {})
+            metadata.setdefault("uid", str(uuid.uuid4()))
+        return await super()._handle(request)
+
+
+class EmulatedCluster:
+    """The emulator, its URL, and a plain HTTP client for the test's own requests."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._stack: Any = None
+        self.emulator: kmock.KubernetesEmulator | None = None
+        self.url = ""
+        self.http: httpx2.Client | None = None
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)
+
+    async def _start(self) -> None:
+        emulator = UidAssigningEmulator()
+        server = kmock.Server(emulator)
+        await emulator.__aenter__()
+        await server.__aenter__()
+        info = kmock.ResourceInfo
+        verbs = {"get", "list", "watch", "create", "patch", "delete"}
+        emulator.resources["trtserve.io/v1alpha1/trtmodels"] = info(
+            kind="TRTModel", singular="trtmodel", namespaced=True, verbs=verbs,
+            subresources={"status"},
+        )
+        emulator.resources["apps/v1/deployments"] = info(
+            kind="Deployment", namespaced=True, verbs=verbs, subresources={"status", "scale"}
+        )
+        # kopf's backbone waits for these two in discovery (never listed: scanning is off).
+        emulator.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = info(
+            kind="CustomResourceDefinition", namespaced=False, verbs={"list", "watch"}
+        )
+        emulator.resources["v1/namespaces"] = info(
+            kind="Namespace", namespaced=False, verbs={"list", "watch"}
+        )
+        for plural, kind in (
+            ("services", "Service"),
+            ("configmaps", "ConfigMap"),
+            ("pods", "Pod"),
+            ("events", "Event"),
+        ):
+            emulator.resources[f"v1/{plural}"] = info(kind=kind, namespaced=True, verbs=verbs)
+        self.emulator = emulator
+        self._stack = (server, emulator)
+        self.url = str(server.url).rstrip("/")
+
+    async def _stop(self) -> None:
+        server, emulator = self._stack
+        await server.__aexit__(None, None, None)
+        await emulator.__aexit__(None, None, None)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._run(self._start())
+        self.http = httpx2.Client(base_url=self.url, timeout=10)
+
+    def stop(self) -> None:
+        if self.http is not None:
+            self.http.close()
+        self._run(self._stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    # --- requests as the emulator recorded them -----------------------------------------
+
+    def requests(self) -> list[Any]:
+        assert self.emulator is not None
+        return list(self.emulator)
+
+    def writes(self, since: int = 0) -> list[Any]:
+        return [r for r in self.requests()[since:] if str(r.method).split(".")[-1] in WRITE_METHODS]
+
+    # --- the test's own client -----------------------------------------------------------
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        assert self.http is not None
+        response = self.http.get(path)
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return dict(response.json())
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        assert self.http is not None
+        response = self.http.post(path, json=body)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        assert self.http is not None
+        response = self.http.patch(
+            path, json=body, headers={"Content-Type": "application/merge-patch+json"}
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    def delete(self, path: str) -> None:
+        assert self.http is not None
+        self.http.delete(path).raise_for_status()
+
+    def kubeconfig(self, path: Path) -> Path:
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "kmock", "cluster": {"server": self.url}}],
+                    "users": [{"name": "kmock", "user": {"token": "kmock"}}],
+                    "contexts": [
+                        {"name": "kmock", "context": {"cluster": "kmock", "user": "kmock"}}
+                    ],
+                    "current-context": "kmock",
+                }
+            )
+        )
+        return path
+
+
+def wait_for(
+    probe: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what or probe}: last={last!r}")
+
+
+def settle(cluster: EmulatedCluster, *, quiet: float = 1.0, timeout: float = 15.0) -> None:
+    """Wait until no request reached the emulator for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    count = len(cluster.requests())
+    calm_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = len(cluster.requests())
+        if now != count:
+            count, calm_since = now, time.monotonic()
+        elif time.monotonic() - calm_since >= quiet:
+            return
+    raise AssertionError("the operator never went quiet")
+
+
+@contextmanager
+def operator_running(*extra: str) -> Iterator[KopfRunner]:
+    """The operator as ``trtserve-operator run`` starts it (kopf, standalone, all namespaces)."""
+    args = ["run", "--standalone", "--all-namespaces", "-m", "trtserve_operator.cli", *extra]
+    with KopfRunner(args, timeout=30) as runner:
+        yield runner
+
+
+def trtmodel(name: str, namespace: str = "default", **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "trtserve.io/v1alpha1",
+        "kind": "TRTModel",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": f"uid-{name}",
+            "generation": 1,
+        },
+        "spec": {"source": {"uri": "s3://models/resnet50"}, **spec},
+    }
+    return body

@@ -1,0 +1,288 @@
+"""The operator process (kopf via KopfRunner) against kmock's KubernetesEmulator.
+
+Each test uses its own TRTModel name, so one operator run serves the whole module. What
+kmock does not emulate is never tested here: garbage collection (deletion only checks
+that the handlers finish), resourceVersion, status split, selectors, schema validation.
+Pod and Deployment status are injected the way a kubelet and the Deployment controller
+would report them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kmock_cluster import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    EVENTS,
+    MODELS,
+    PODS,
+    SERVICES,
+    EmulatedCluster,
+    operator_running,
+    settle,
+    trtmodel,
+    wait_for,
+)
+
+from trtserve_operator.services.builders.names import HASH_ANNOTATION
+
+NS = "default"
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: EmulatedCluster) -> Iterator[Any]:
+    with operator_running() as runner:
+        yield runner
+    assert runner.exception is None
+    assert runner.exit_code == 0
+
+
+def model_path(name: str) -> str:
+    return f"{MODELS.format(ns=NS)}/{name}"
+
+
+def status_of(cluster: EmulatedCluster, name: str) -> dict[str, Any]:
+    body = cluster.get(model_path(name)) or {}
+    return dict(body.get("status") or {})
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in status.get("conditions", []) if c["type"] == kind)
+
+
+def create_and_wait(cluster: EmulatedCluster, name: str, **spec: Any) -> dict[str, Any]:
+    cluster.post(MODELS.format(ns=NS), trtmodel(name, NS, **spec))
+    deployment = wait_for(
+        lambda: cluster.get(f"{DEPLOYMENTS.format(ns=NS)}/{name}"), what=f"deployment {name}"
+    )
+    wait_for(lambda: status_of(cluster, name).get("phase"), what=f"status of {name}")
+    return deployment
+
+
+def serving_pod(name: str, deployment: dict[str, Any], init_status: dict[str, Any]) -> dict[str, Any]:
+    template = deployment["spec"]["template"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{name}-abc12",
+            "namespace": NS,
+            "labels": template["metadata"]["labels"],
+            "annotations": template["metadata"]["annotations"],
+        },
+        "spec": template["spec"],
+        "status": {"phase": "Pending", "initContainerStatuses": [init_status]},
+    }
+
+
+def events_for(cluster: EmulatedCluster, name: str) -> list[dict[str, Any]]:
+    listing = cluster.get(EVENTS.format(ns=NS)) or {}
+    return [e for e in listing.get("items", []) if e["involvedObject"]["name"] == name]
+
+
+def test_create_makes_owned_children_status_and_events(
+    cluster: EmulatedCluster, operator: Any
+) -> None:
+    deployment = create_and_wait(cluster, "create-m")
+    service = cluster.get(f"{SERVICES.format(ns=NS)}/create-m")
+    configmap = cluster.get(f"{CONFIGMAPS.format(ns=NS)}/create-m-batching")
+    assert service is not None
+    assert configmap is not None
+    for child in (deployment, service, configmap):
+        (owner,) = child["metadata"]["ownerReferences"]
+        assert owner["kind"] == "TRTModel"
+        assert owner["name"] == "create-m"
+        assert owner["uid"] == "uid-create-m"
+        assert owner["controller"] is True
+    init = deployment["spec"]["template"]["spec"]["initContainers"][0]
+    assert init["image"] == "example.com/trtserve/converter:test"  # from TRTSERVE_ env
+
+    status = status_of(cluster, "create-m")
+    assert status["phase"] == "Pending"
+    assert status["endpoint"] == {
+        "grpc": "create-m.default.svc:8500",
+        "rest": "http://create-m.default.svc:8501/v1/models/create-m",
+    }
+    assert status["selector"] == "app.kubernetes.io/instance=create-m,app.kubernetes.io/name=trtserve"
+    assert {c["type"] for c in status["conditions"]} == {"Converted", "Available", "Ready"}
+    assert all(c["observedGeneration"] == 1 for c in status["conditions"])
+    reasons = {e["reason"] for e in wait_for(lambda: events_for(cluster, "create-m"))}
+    assert "Pending" in reasons
+
+
+def test_spec_update_patches_deployment_and_changes_template_hash(
+    cluster: EmulatedCluster, operator: Any
+) -> None:
+    before = create_and_wait(cluster, "update-m")
+    old_hash = before["spec"]["template"]["metadata"]["annotations"][HASH_ANNOTATION]
+    cluster.patch(
+        model_path("update-m"),
+        {"metadata": {"generation": 2}, "spec": {"conversion": {"precision": "FP32"}}},
+    )
+
+    def patched() -> dict[str, Any] | None:
+        current = cluster.get(f"{DEPLOYMENTS.format(ns=NS)}/update-m") or {}
+        annotations = current["spec"]["template"]["metadata"]["annotations"]
+        return current if annotations[HASH_ANNOTATION] != old_hash else None
+
+    after = wait_for(patched, what="template hash change")
+    args = after["spec"]["template"]["spec"]["initContainers"][0]["args"]
+    assert "--precision=FP32" in args
+    assert "--precision=FP16" not in args
+    deployment_patches = [
+        r
+        for r in cluster.writes()
+        if str(r.method).endswith("PATCH") and "/deployments/update-m" in str(r.url)
+    ]
+    assert deployment_patches, "the Deployment must be patched, not re-created"
+    wait_for(lambda: status_of(cluster, "update-m").get("observedGeneration") == 2)
+
+
+def test_deleted_child_is_recreated(cluster: EmulatedCluster, operator: Any) -> None:
+    create_and_wait(cluster, "gone-m")
+    settle(cluster, quiet=0.5)
+    cluster.delete(f"{DEPLOYMENTS.format(ns=NS)}/gone-m")
+    cluster.delete(f"{SERVICES.format(ns=NS)}/gone-m")
+    again = wait_for(
+        lambda: cluster.get(f"{DEPLOYMENTS.format(ns=NS)}/gone-m"), what="deployment recreated"
+    )
+    assert again["metadata"]["ownerReferences"][0]["name"] == "gone-m"
+    wait_for(lambda: cluster.get(f"{SERVICES.format(ns=NS)}/gone-m"), what="service recreated")
+
+
+def test_hand_edited_child_is_put_back(cluster: EmulatedCluster, operator: Any) -> None:
+    create_and_wait(cluster, "edit-m")
+    settle(cluster, quiet=0.5)
+    cluster.patch(f"{SERVICES.format(ns=NS)}/edit-m", {"spec": {"type": "NodePort"}})
+    wait_for(
+        lambda: (cluster.get(f"{SERVICES.format(ns=NS)}/edit-m") or {})["spec"]["type"]
+        == "ClusterIP",
+        what="service type restored",
+    )
+
+
+def test_failed_converter_termination_message_fails_the_model(
+    cluster: EmulatedCluster, operator: Any
+) -> None:
+    deployment = create_and_wait(cluster, "fail-m")
+    report = {
+        "v": 1,
+        "result": "Failed",
+        "reason": "AccuracyGateFailed",
+        "exitCode": 40,
+        "message": "max relative error 0.31 > rtol 0.01 on output 'y'",
+        "precision": "FP16",
+        "accuracy": {"passed": False, "samples": 32, "maxRelError": 0.31},
+    }
+    init_status = {
+        "name": "convert",
+        "ready": False,
+        "restartCount": 1,
+        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {"terminated": {"exitCode": 40, "message": json.dumps(report)}},
+    }
+    cluster.post(PODS.format(ns=NS), serving_pod("fail-m", deployment, init_status))
+
+    status = wait_for(
+        lambda: (s := status_of(cluster, "fail-m")).get("phase") == "Failed" and s,
+        what="phase Failed",
+    )
+    ready = condition(status, "Ready")
+    assert ready["status"] == "False"
+    assert ready["reason"] == "AccuracyGateFailed"
+    assert "max relative error 0.31" in ready["message"]
+    assert condition(status, "Converted")["reason"] == "AccuracyGateFailed"
+    assert status["conversion"]["reason"] == "AccuracyGateFailed"
+    assert status["conversion"]["exitCode"] == 40
+    assert status["conversion"]["accuracy"] == {"passed": False, "samples": 32, "maxRelError": 0.31}
+    warnings = wait_for(
+        lambda: [e for e in events_for(cluster, "fail-m") if e["type"] == "Warning"]
+    )
+    assert {e["reason"] for e in warnings} >= {"AccuracyGateFailed"}
+
+
+def test_ready_replicas_make_the_model_ready(cluster: EmulatedCluster, operator: Any) -> None:
+    deployment = create_and_wait(cluster, "ready-m")
+    pending = condition(status_of(cluster, "ready-m"), "Ready")
+    report = {
+        "v": 1, "result": "Succeeded", "reason": "Succeeded", "exitCode": 0,
+        "message": "converted ready-m to FP16: 3 TRTEngineOps, 1 engines",
+        "trtEngineOps": 3, "enginesBuilt": 1, "tensorrtLoaded": "8.6.1",
+        "durations": {"total": 70.2},
+    }  # fmt: skip
+    init_status = {
+        "name": "convert",
+        "ready": True,
+        "restartCount": 0,
+        "state": {"terminated": {"exitCode": 0, "message": json.dumps(report)}},
+    }
+    cluster.post(PODS.format(ns=NS), serving_pod("ready-m", deployment, init_status))
+    wait_for(lambda: status_of(cluster, "ready-m").get("phase") == "Starting", what="Starting")
+    cluster.patch(
+        f"{DEPLOYMENTS.format(ns=NS)}/ready-m",
+        {"status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "updatedReplicas": 1}},
+    )
+    status = wait_for(
+        lambda: (s := status_of(cluster, "ready-m")).get("phase") == "Ready" and s,
+        what="phase Ready",
+    )
+    ready = condition(status, "Ready")
+    assert ready["status"] == "True"
+    assert ready["lastTransitionTime"] >= pending["lastTransitionTime"]
+    assert condition(status, "Available")["status"] == "True"
+    assert condition(status, "Converted")["status"] == "True"
+    assert status["readyReplicas"] == 1
+    assert status["replicas"] == 1
+    assert status["conversion"]["trtEngineOps"] == 3
+    assert status["conversion"]["tensorrtVersion"] == "8.6.1"
+    assert status["conversion"]["durationSeconds"] == 70.2
+    wait_for(lambda: "ModelAvailable" in {e["reason"] for e in events_for(cluster, "ready-m")})
+
+
+def test_unsupported_serving_image_is_refused(cluster: EmulatedCluster, operator: Any) -> None:
+    cluster.post(
+        MODELS.format(ns=NS),
+        trtmodel("new-tfs-m", NS, serving={"image": "tensorflow/serving:2.18.0-gpu"}),
+    )
+    status = wait_for(
+        lambda: (s := status_of(cluster, "new-tfs-m")).get("phase") and s, what="status"
+    )
+    assert status["phase"] == "Failed"
+    ready = condition(status, "Ready")
+    assert ready["reason"] == "UnsupportedServingImage"
+    assert "2.18" in ready["message"]
+    settle(cluster, quiet=0.5)
+    assert cluster.get(f"{DEPLOYMENTS.format(ns=NS)}/new-tfs-m") is None
+
+
+def test_invalid_spec_is_reported_with_the_field(cluster: EmulatedCluster, operator: Any) -> None:
+    # kmock does not validate against the CRD schema, so an invalid spec reaches the operator.
+    cluster.post(
+        MODELS.format(ns=NS),
+        trtmodel("bad-m", NS, serving={"replicas": -3}),
+    )
+    status = wait_for(
+        lambda: (s := status_of(cluster, "bad-m")).get("phase") and s, what="status"
+    )
+    ready = condition(status, "Ready")
+    assert status["phase"] == "Failed"
+    assert ready["reason"] == "InvalidSpec"
+    assert "spec.serving.replicas" in ready["message"]
+    settle(cluster, quiet=0.5)
+    assert cluster.get(f"{DEPLOYMENTS.format(ns=NS)}/bad-m") is None
+
+
+def test_delete_finishes_cleanly(cluster: EmulatedCluster, operator: Any) -> None:
+    create_and_wait(cluster, "delete-m")
+    settle(cluster, quiet=0.5)
+    body = cluster.get(model_path("delete-m")) or {}
+    assert not body["metadata"].get("finalizers"), "no finalizer: deletion never blocks"
+    cluster.delete(model_path("delete-m"))
+    wait_for(lambda: cluster.get(model_path("delete-m")) is None, what="TRTModel gone")
+    settle(cluster, quiet=0.5)

@@ -23,6 +23,8 @@ import yaml
 from kopf.testing import KopfRunner
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+TEST_CLIENT_AGENT = "trtserve-tests"
+VERBS = {"LIST": "list", "WATCH": "watch", "FETCH": "get", "CREATE": "create", "DELETE": "delete"}
 MODELS = "/apis/trtserve.io/v1alpha1/namespaces/{ns}/trtmodels"
 DEPLOYMENTS = "/apis/apps/v1/namespaces/{ns}/deployments"
 SERVICES = "/api/v1/namespaces/{ns}/services"
@@ -67,7 +69,10 @@ class EmulatedCluster:
         info = kmock.ResourceInfo
         verbs = {"get", "list", "watch", "create", "patch", "delete"}
         emulator.resources["trtserve.io/v1alpha1/trtmodels"] = info(
-            kind="TRTModel", singular="trtmodel", namespaced=True, verbs=verbs,
+            kind="TRTModel",
+            singular="trtmodel",
+            namespaced=True,
+            verbs=verbs,
             subresources={"status"},
         )
         emulator.resources["apps/v1/deployments"] = info(
@@ -99,7 +104,9 @@ class EmulatedCluster:
     def start(self) -> None:
         self._thread.start()
         self._run(self._start())
-        self.http = httpx2.Client(base_url=self.url, timeout=10)
+        self.http = httpx2.Client(
+            base_url=self.url, timeout=10, headers={"User-Agent": TEST_CLIENT_AGENT}
+        )
 
     def stop(self) -> None:
         if self.http is not None:
@@ -114,8 +121,15 @@ class EmulatedCluster:
         assert self.emulator is not None
         return list(self.emulator)
 
+    def operator_requests(self, since: int = 0) -> list[Any]:
+        """Requests made by the operator (kopf and the adapter), not by the test itself."""
+        return [
+            r for r in self.requests()[since:] if r.headers.get("User-Agent") != TEST_CLIENT_AGENT
+        ]
+
     def writes(self, since: int = 0) -> list[Any]:
-        return [r for r in self.requests()[since:] if str(r.method).split(".")[-1] in WRITE_METHODS]
+        """The operator's write requests."""
+        return [r for r in self.operator_requests(since) if method_of(r) in WRITE_METHODS]
 
     # --- the test's own client -----------------------------------------------------------
 
@@ -161,6 +175,24 @@ class EmulatedCluster:
             )
         )
         return path
+
+
+def method_of(request: Any) -> str:
+    return str(request.method).split(".")[-1].upper()
+
+
+def permission_of(request: Any) -> tuple[str, str, str] | None:
+    """(apiGroup, resource[/subresource], verb) a request needs; ``None`` for discovery."""
+    resource = request.resource
+    if resource is None or not resource.plural or request.action is None:
+        return None
+    action = str(request.action).split(".")[-1].upper()
+    if action == "UPDATE":
+        verb = "patch" if method_of(request) == "PATCH" else "update"
+    else:
+        verb = VERBS[action]
+    plural = f"{resource.plural}/{request.subresource}" if request.subresource else resource.plural
+    return (resource.group or "", plural, verb)
 
 
 def wait_for(

@@ -65,7 +65,9 @@ def create_and_wait(cluster: EmulatedCluster, name: str, **spec: Any) -> dict[st
     return deployment
 
 
-def serving_pod(name: str, deployment: dict[str, Any], init_status: dict[str, Any]) -> dict[str, Any]:
+def serving_pod(
+    name: str, deployment: dict[str, Any], init_status: dict[str, Any]
+) -> dict[str, Any]:
     template = deployment["spec"]["template"]
     return {
         "apiVersion": "v1",
@@ -109,7 +111,9 @@ def test_create_makes_owned_children_status_and_events(
         "grpc": "create-m.default.svc:8500",
         "rest": "http://create-m.default.svc:8501/v1/models/create-m",
     }
-    assert status["selector"] == "app.kubernetes.io/instance=create-m,app.kubernetes.io/name=trtserve"
+    assert (
+        status["selector"] == "app.kubernetes.io/instance=create-m,app.kubernetes.io/name=trtserve"
+    )
     assert {c["type"] for c in status["conditions"]} == {"Converted", "Available", "Ready"}
     assert all(c["observedGeneration"] == 1 for c in status["conditions"])
     reasons = {e["reason"] for e in wait_for(lambda: events_for(cluster, "create-m"))}
@@ -161,8 +165,9 @@ def test_hand_edited_child_is_put_back(cluster: EmulatedCluster, operator: Any) 
     settle(cluster, quiet=0.5)
     cluster.patch(f"{SERVICES.format(ns=NS)}/edit-m", {"spec": {"type": "NodePort"}})
     wait_for(
-        lambda: (cluster.get(f"{SERVICES.format(ns=NS)}/edit-m") or {})["spec"]["type"]
-        == "ClusterIP",
+        lambda: (
+            (cluster.get(f"{SERVICES.format(ns=NS)}/edit-m") or {})["spec"]["type"] == "ClusterIP"
+        ),
         what="service type restored",
     )
 
@@ -226,7 +231,14 @@ def test_ready_replicas_make_the_model_ready(cluster: EmulatedCluster, operator:
     wait_for(lambda: status_of(cluster, "ready-m").get("phase") == "Starting", what="Starting")
     cluster.patch(
         f"{DEPLOYMENTS.format(ns=NS)}/ready-m",
-        {"status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "updatedReplicas": 1}},
+        {
+            "status": {
+                "replicas": 1,
+                "readyReplicas": 1,
+                "availableReplicas": 1,
+                "updatedReplicas": 1,
+            }
+        },
     )
     status = wait_for(
         lambda: (s := status_of(cluster, "ready-m")).get("phase") == "Ready" and s,
@@ -267,9 +279,7 @@ def test_invalid_spec_is_reported_with_the_field(cluster: EmulatedCluster, opera
         MODELS.format(ns=NS),
         trtmodel("bad-m", NS, serving={"replicas": -3}),
     )
-    status = wait_for(
-        lambda: (s := status_of(cluster, "bad-m")).get("phase") and s, what="status"
-    )
+    status = wait_for(lambda: (s := status_of(cluster, "bad-m")).get("phase") and s, what="status")
     ready = condition(status, "Ready")
     assert status["phase"] == "Failed"
     assert ready["reason"] == "InvalidSpec"

@@ -30,6 +30,10 @@ REQUIRED_PERMISSIONS: frozenset[Permission] = frozenset(
     _grant(GROUP, PLURAL, "get", "list", "watch", "patch")
     # The adapter writes the status subresource only.
     | _grant(GROUP, f"{PLURAL}/status", "patch")
+    # Children carry ownerReferences with blockOwnerDeletion: true, which the
+    # OwnerReferencesPermissionEnforcement admission plugin only allows to whoever may
+    # update the owner's finalizers (no request is made with it).
+    | _grant(GROUP, f"{PLURAL}/finalizers", "update")
     # Children: kopf watches them (indexes), the adapter gets/creates/patches them.
     | _grant("apps", "deployments", "get", "list", "watch", "create", "patch")
     | _grant("", "services", "get", "list", "watch", "create", "patch")

@@ -1,0 +1,97 @@
+"""Restart and idle behaviour: an operator that finds everything converged writes nothing.
+
+Also the RBAC check: every request the operator made in this module (startup, create,
+status, events, child recreation, resume) is covered by ``REQUIRED_PERMISSIONS``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from kmock_cluster import (
+    DEPLOYMENTS,
+    MODELS,
+    EmulatedCluster,
+    operator_running,
+    permission_of,
+    settle,
+    trtmodel,
+    wait_for,
+)
+
+from trtserve_operator.kube.permissions import REQUIRED_PERMISSIONS, Permission
+
+NS = "resume"
+NAMES = ("r1", "r2", "r3")
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def describe(requests: list[Any]) -> list[str]:
+    return [f"{r.method} {r.url}" for r in requests]
+
+
+@pytest.fixture(scope="module")
+def converged(cluster: EmulatedCluster) -> EmulatedCluster:
+    """Three TRTModels converged by a first operator run, which is then stopped."""
+    with operator_running() as runner:
+        for name in NAMES:
+            cluster.post(MODELS.format(ns=NS), trtmodel(name, NS, serving={"replicas": 2}))
+        for name in NAMES:
+            wait_for(lambda n=name: cluster.get(f"{DEPLOYMENTS.format(ns=NS)}/{n}"))
+        cluster.patch(
+            f"{DEPLOYMENTS.format(ns=NS)}/r1",
+            {"status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2}},
+        )
+        wait_for(
+            lambda: (
+                (cluster.get(f"{MODELS.format(ns=NS)}/r1") or {}).get("status", {}).get("phase")
+                == "Ready"
+            )
+        )
+        settle(cluster)
+        mark = len(cluster.requests())
+        time.sleep(2.0)
+        idle_writes = cluster.writes(since=mark)
+    assert runner.exception is None
+    assert idle_writes == [], f"writes while idle: {describe(idle_writes)}"
+    return cluster
+
+
+def test_resume_without_changes_makes_no_write_request(converged: EmulatedCluster) -> None:
+    mark = len(converged.requests())
+    with operator_running() as runner:
+        wait_for(
+            lambda: any(
+                "trtmodels?watch=true" in str(r.url)
+                for r in converged.operator_requests(since=mark)
+            ),
+            what="the second operator to watch TRTModels",
+        )
+        settle(converged, quiet=1.5)
+    assert runner.exception is None
+    assert runner.output.count("Resuming is processed") == len(NAMES)
+    writes = converged.writes(since=mark)
+    assert writes == [], f"writes after a restart with nothing changed: {describe(writes)}"
+
+
+def test_resume_converges_what_changed_while_down(converged: EmulatedCluster) -> None:
+    converged.delete(f"{DEPLOYMENTS.format(ns=NS)}/r2")
+    with operator_running():
+        again = wait_for(lambda: converged.get(f"{DEPLOYMENTS.format(ns=NS)}/r2"))
+        settle(converged, quiet=0.5)
+    assert again["spec"]["replicas"] == 2
+
+
+def test_every_request_is_covered_by_required_permissions(converged: EmulatedCluster) -> None:
+    needed = {permission_of(r) for r in converged.operator_requests()} - {None}
+    assert needed, "the operator made no resource request at all"
+    missing = {Permission(*p) for p in needed if p is not None} - REQUIRED_PERMISSIONS
+    assert missing == set()
+    # The adapter writes status only through the subresource, and never PUTs.
+    assert Permission("trtserve.io", "trtmodels/status", "patch") in {
+        Permission(*p) for p in needed if p is not None
+    }
+    assert all(p[2] != "update" for p in needed if p is not None), "the operator never PUTs"

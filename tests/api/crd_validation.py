@@ -11,8 +11,8 @@
    after translating the Kubernetes extensions (``x-kubernetes-int-or-string``,
    ``x-kubernetes-list-type``);
 4. every ``x-kubernetes-validations`` CEL rule, evaluated with cel-python with ``self`` bound
-   to the object the rule is attached to; a rule whose subtree already failed the schema is
-   skipped, like the API server does not evaluate CEL on values of the wrong type.
+   to the object the rule is attached to, unless a blocking schema error came first (as in
+   the API server's custom resource strategy: then no rule is evaluated).
 
 Each problem is one string that starts with the field's path (``spec.serving.replicas: ...``).
 It is a test helper: other areas may import it (``from api.crd_validation import ...`` with
@@ -207,31 +207,11 @@ def evaluate_rule(rule: str, value: Any) -> bool:
     return bool(result)
 
 
-def _within(path: str, root: str) -> bool:
-    return not root or path == root or path.startswith((f"{root}.", f"{root}["))
-
-
-def cel_errors(
-    value: Any,
-    schema: Schema,
-    invalid: set[str],
-    mistyped: set[str],
-    path: tuple[Any, ...] = (),
-) -> list[str]:
-    """Violations of every CEL rule on ``value`` and below, API-server style.
-
-    Values that failed the schema (``invalid``) are not evaluated, and neither are rules
-    of objects holding a value of the wrong type (``mistyped``): the API server's CEL
-    only sees values of the schema's types.
-    """
+def cel_errors(value: Any, schema: Schema, path: tuple[Any, ...] = ()) -> list[str]:
+    """Violations of every CEL rule on ``value`` and below, API-server style."""
     here = format_path(path)
-    if any(_within(here, bad) for bad in invalid):
-        return []
     errors: list[str] = []
-    rules = schema.get("x-kubernetes-validations", [])
-    if any(_within(bad, here) for bad in mistyped):
-        rules = []
-    for entry in rules:
+    for entry in schema.get("x-kubernetes-validations", []):
         try:
             ok = evaluate_rule(entry["rule"], value)
         except Exception as error:  # a rule that cannot evaluate is a bug in the rule
@@ -248,30 +228,44 @@ def cel_errors(
             if child_schema is None and isinstance(additional, dict):
                 child_schema = additional
             if child_schema is not None:
-                errors += cel_errors(child, child_schema, invalid, mistyped, (*path, key))
+                errors += cel_errors(child, child_schema, (*path, key))
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for index, item in enumerate(value):
-            errors += cel_errors(item, schema["items"], invalid, mistyped, (*path, index))
+            errors += cel_errors(item, schema["items"], (*path, index))
     return errors
+
+
+BLOCKING = {"type", "required", "enum", "maxLength", "maxItems", "maxProperties"}
+"""Schema violations after which the API server evaluates no CEL rule at all
+(TypeInvalid, Required, NotSupported, TooLong, TooMany in its terms)."""
+
+RULES_NOT_CHECKED = (
+    "<root>: some validation rules were not checked because the object was invalid; "
+    "correct the existing errors to complete validation"
+)
+"""What the API server adds when a blocking schema error kept it from evaluating CEL."""
 
 
 def validate_against_crd(manifest: dict[str, Any]) -> list[str]:
     """Every problem the API server would report for ``manifest``; ``[]`` when it is valid.
 
     ``manifest`` is a whole TRTModel object (apiVersion, kind, metadata, spec[, status]).
+    Unknown fields fail the request on their own (strict decoding comes before validation).
+    After a blocking schema error (wrong type, missing field, unsupported enum value, too
+    long or too many) no CEL rule is evaluated and :data:`RULES_NOT_CHECKED` is added.
     """
     schema = crd_schema()
-    errors = unknown_fields(manifest, schema)
+    unknown = unknown_fields(manifest, schema)
+    if unknown:
+        return unknown
     obj = apply_defaults(prune_nulls(copy.deepcopy(manifest), schema), schema)
     metadata = obj.get("metadata")
     if isinstance(metadata, dict) and "name" not in metadata and "generateName" in metadata:
         metadata["name"] = f"{metadata['generateName']}x7k2q"  # the API server names it first
     validator = jsonschema.Draft4Validator(to_json_schema(schema))
     schema_errors = sorted(validator.iter_errors(obj), key=lambda e: list(e.absolute_path))
-    errors += [_schema_error_line(error) for error in schema_errors]
+    errors = [_schema_error_line(error) for error in schema_errors]
     errors += list_map_duplicates(obj, schema)
-    invalid = {
-        format_path(list(e.absolute_path)) for e in schema_errors if e.validator != "required"
-    }
-    mistyped = {format_path(list(e.absolute_path)) for e in schema_errors if e.validator == "type"}
-    return errors + cel_errors(obj, schema, invalid, mistyped)
+    if any(error.validator in BLOCKING for error in schema_errors):
+        return [*errors, RULES_NOT_CHECKED]
+    return errors + cel_errors(obj, schema)

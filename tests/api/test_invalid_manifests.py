@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from trtserve_operator.api.v1alpha1 import TRTModel
 from trtserve_operator.api.validation import describe_validation_error, error_lines
 
-from .crd_validation import validate_against_crd
+from .crd_validation import RULES_NOT_CHECKED, validate_against_crd
 from .manifests import INVALID, load_documents
 
 FIXTURES = sorted(INVALID.glob("*.yaml"))
@@ -40,7 +40,7 @@ def test_there_are_at_least_fifteen_fixtures() -> None:
 def test_crd_rejects_naming_the_field(path: Path) -> None:
     field = expected_field(path)
     [manifest] = load_documents(path)
-    errors = validate_against_crd(manifest)
+    errors = [line for line in validate_against_crd(manifest) if line != RULES_NOT_CHECKED]
     assert errors, f"{path.name} passed the CRD"
     assert all(names_field(line, field) for line in errors), errors
 

@@ -187,7 +187,13 @@ def test_int8_calibrates_on_the_calibration_data(
     ],
 )
 def test_tf_trt_failures_are_typed(
-    fake_trt: type[FakeConverter], models: Any, run_cli: Any, fail_in: str, code: int, reason: str
+    *,
+    fake_trt: type[FakeConverter],
+    models: Any,
+    run_cli: Any,
+    fail_in: str,
+    code: int,
+    reason: str,
 ) -> None:
     fake_trt.fail_in = fail_in
     result = run_cli(

@@ -71,7 +71,9 @@ def make_classifier(path: Path, seed: int) -> Path:
     module.kernel = tf.Variable(rng.standard_normal((3, 3, 3, 6)).astype(np.float32))
     module.dense = tf.Variable(rng.standard_normal((6, 4)).astype(np.float32))
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 3], tf.float32, name="images")])
+    @tf.function(  # type: ignore[untyped-decorator]
+        input_signature=[tf.TensorSpec([None, 8, 8, 3], tf.float32, name="images")]
+    )
     def serve(images: Any) -> dict[str, Any]:
         features = tf.nn.relu(tf.nn.conv2d(images, module.kernel, 1, "SAME"))
         pooled = tf.reduce_mean(features, axis=[1, 2])
@@ -88,7 +90,7 @@ def make_two_input(path: Path) -> Path:
     module = tf.Module()
     module.scale = tf.Variable(np.arange(4, dtype=np.float32) + 1)
 
-    @tf.function(
+    @tf.function(  # type: ignore[untyped-decorator]
         input_signature=[
             tf.TensorSpec([None, 4], tf.float32, name="a"),
             tf.TensorSpec([None], tf.int64, name="b"),
@@ -107,11 +109,11 @@ def make_without_default(path: Path) -> Path:
 
     module = tf.Module()
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])  # type: ignore[untyped-decorator]
     def predict(x: Any) -> dict[str, Any]:
         return {"y": x * 2.0}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])  # type: ignore[untyped-decorator]
     def embed(x: Any) -> dict[str, Any]:
         return {"e": x + 1.0}
 

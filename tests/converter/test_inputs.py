@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -109,7 +110,7 @@ def test_npy_and_tfrecord_calibration(tmp_path: Path) -> None:
         (np.array([["a"]]), "rank 4"),
     ],
 )
-def test_bad_calibration_arrays(tmp_path: Path, array: np.ndarray, fragment: str) -> None:
+def test_bad_calibration_arrays(tmp_path: Path, array: Any, fragment: str) -> None:
     path = tmp_path / "cal.npy"
     np.save(path, array)
     with pytest.raises(CalibrationFailed, match=fragment):

@@ -8,7 +8,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-import boto3
+import boto3  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 import tensorflow as tf

@@ -23,7 +23,7 @@ def read_logs(path: Path) -> list[Any]:
 
 
 def test_warmup_file_parses_as_prediction_logs(tmp_path: Path) -> None:
-    batches = [
+    batches: list[dict[str, Any]] = [
         {"a": np.ones((1, 4), np.float32), "b": np.array([3], np.int64)},
         {"a": np.zeros((2, 4), np.float32), "b": np.array([1, 2], np.int64)},
     ]

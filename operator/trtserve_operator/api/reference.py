@@ -104,7 +104,7 @@ def _rules(schema: Schema, path: str) -> Iterator[tuple[str, dict[str, str]]]:
 def rule_table(schema: Schema) -> list[str]:
     lines = ["| on | field | message | CEL |", "| --- | --- | --- | --- |"]
     for path, rule in _rules(schema, ""):
-        where = path or "(object)"
+        where = path or "(root)"
         field = (path + rule.get("fieldPath", "")) if rule.get("fieldPath") else where
         lines.append(
             f"| `{where}` | `{field}` | {_cell(rule['message'])} | `{_cell(rule['rule'])}` |"

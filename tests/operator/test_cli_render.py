@@ -1,0 +1,63 @@
+"""``trtserve-operator render`` prints exactly what the builders produce, without a cluster."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+from builder_inputs import EXAMPLES, SETTINGS, rendered
+
+from trtserve_operator.cli import build_parser, render
+
+
+def test_render_prints_the_builders_output_for_an_example() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    example = EXAMPLES[0]
+    assert render(example, "default", SETTINGS, out, err) == 0
+    printed = list(yaml.safe_load_all(out.getvalue()))
+    expected = [obj for children in rendered(example) for obj in children.all()]
+    for obj in expected:  # the CLI has no uid: it renders what the operator would, minus it
+        for owner in obj["metadata"]["ownerReferences"]:
+            owner["uid"] = ""
+    assert printed == expected
+    assert err.getvalue() == ""
+
+
+def test_render_refuses_an_unsupported_serving_image(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "trtserve.io/v1alpha1",
+                "kind": "TRTModel",
+                "metadata": {"name": "m"},
+                "spec": {
+                    "source": {"uri": "s3://b/m"},
+                    "serving": {"image": "tensorflow/serving:2.18.0-gpu"},
+                },
+            }
+        )
+    )
+    out, err = io.StringIO(), io.StringIO()
+    assert render(manifest, "default", SETTINGS, out, err) == 1
+    assert "UnsupportedServingImage" in err.getvalue()
+
+
+def test_render_names_the_invalid_field(tmp_path: Path) -> None:
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text(
+        "apiVersion: trtserve.io/v1alpha1\nkind: TRTModel\nmetadata: {name: bad}\n"
+        "spec: {source: {uri: s3://b/m}, serving: {gpus: 99}}\n"
+    )
+    out, err = io.StringIO(), io.StringIO()
+    assert render(manifest, "default", SETTINGS, out, err) == 1
+    assert "spec.serving.gpus" in err.getvalue()
+
+
+def test_run_accepts_namespace_scoping() -> None:
+    args = build_parser().parse_args(["run", "-n", "a", "--namespace", "b"])
+    assert args.namespace == ["a", "b"]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "-n", "a", "--all-namespaces"])

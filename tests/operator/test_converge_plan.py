@@ -1,0 +1,68 @@
+"""Converge decisions: create when missing, no-op when what exists holds the rendering."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from builder_inputs import EXAMPLES, rendered
+
+from trtserve_operator.services.converge import Action, contains, plan
+
+
+def desired() -> dict[str, Any]:
+    return rendered(EXAMPLES[0])[0].deployment
+
+
+def as_returned_by_the_api(obj: dict[str, Any]) -> dict[str, Any]:
+    """What an API server adds: defaults, uid, resourceVersion, status, managedFields."""
+    actual = copy.deepcopy(obj)
+    actual["metadata"].update(uid="x", resourceVersion="7", generation=2, managedFields=[{}])
+    actual["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/revision"] = "2"
+    pod = actual["spec"]["template"]["spec"]
+    pod.update(restartPolicy="Always", dnsPolicy="ClusterFirst", schedulerName="default")
+    for container in pod["containers"] + pod["initContainers"]:
+        container.update(imagePullPolicy="IfNotPresent", terminationMessagePath="/dev/x")
+    actual["status"] = {"replicas": 1}
+    return actual
+
+
+def test_missing_object_is_created() -> None:
+    assert plan(desired(), None).action is Action.CREATE
+
+
+def test_unchanged_object_with_server_defaults_is_left_alone() -> None:
+    wanted = desired()
+    assert plan(wanted, as_returned_by_the_api(wanted)).action is Action.NOOP
+
+
+def test_hand_edit_is_patched_back_with_the_managed_fields_only() -> None:
+    wanted = desired()
+    actual = as_returned_by_the_api(wanted)
+    actual["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:1"
+    step = plan(wanted, actual)
+    assert step.action is Action.PATCH
+    assert step.patch is not None
+    assert set(step.patch) == {"metadata", "spec"}
+    assert step.patch["spec"] == wanted["spec"]
+    assert "status" not in step.patch
+
+
+def test_an_added_container_is_a_difference() -> None:
+    wanted = desired()
+    actual = as_returned_by_the_api(wanted)
+    actual["spec"]["template"]["spec"]["containers"].append({"name": "sidecar", "image": "x"})
+    assert plan(wanted, actual).action is Action.PATCH
+
+
+def test_object_being_deleted_is_created_again() -> None:
+    wanted = desired()
+    actual = as_returned_by_the_api(wanted)
+    actual["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert plan(wanted, actual).action is Action.CREATE
+
+
+def test_contains_compares_lists_by_position_and_length() -> None:
+    assert contains({"a": [{"x": 1, "y": 2}]}, {"a": [{"x": 1}]})
+    assert not contains({"a": [{"x": 1}, {"x": 2}]}, {"a": [{"x": 1}]})
+    assert not contains({"a": "1"}, {"a": 1})

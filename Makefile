@@ -60,8 +60,12 @@ test: setup lint pytest
 
 # --- helpers ---------------------------------------------------------------------------------
 
+# Regenerate everything derived from the typed models: the CRD, its copy in the chart and the
+# reference tables in docs/api.md (tests fail when any of them is stale).
 crd: $(VENV)/.installed
 	$(VENV)/bin/python -m trtserve_operator.api.crd > crds/trtmodels.yaml
+	cp crds/trtmodels.yaml charts/trtserve/files/crds/trtmodels.yaml
+	$(VENV)/bin/python -m trtserve_operator.api.reference docs/api.md
 
 render: operator-setup
 	$(OPERATOR_VENV)/bin/trtserve-operator render -f $(or $(EXAMPLE),examples/resnet50-fp16-s3.yaml)

@@ -19,6 +19,12 @@ from trtserve_converter.errors import ConversionTimeout
 LOG = logging.getLogger(__name__)
 
 
+class DeadlineExceeded(BaseException):
+    """Raised by the alarm. A BaseException, so the `except Exception` wrappers that
+    translate step errors (and TF's own handlers) cannot turn it into another reason;
+    `deadline` converts it to ConversionTimeout at the top."""
+
+
 @contextmanager
 def deadline(seconds: float) -> Iterator[None]:
     """Raise ConversionTimeout inside the block once `seconds` have passed."""
@@ -28,15 +34,17 @@ def deadline(seconds: float) -> Iterator[None]:
         return
 
     def expire(signum: int, frame: FrameType | None) -> None:
-        raise ConversionTimeout(
-            f"the conversion took longer than --timeout-seconds={seconds:g}: raise "
-            "spec.conversion.timeoutSeconds or reduce the build shapes/calibration batches"
-        )
+        raise DeadlineExceeded
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
+    except DeadlineExceeded:
+        raise ConversionTimeout(
+            f"the conversion took longer than --timeout-seconds={seconds:g}: raise "
+            "spec.conversion.timeoutSeconds or reduce the build shapes/calibration batches"
+        ) from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

@@ -7,7 +7,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from chart_support import CHART_DIR, NAMESPACE, REPO_ROOT, Rendered, run_tool
+from chart_support import CHART_DIR, NAMESPACE, RELEASE, REPO_ROOT, Rendered, run_tool
 
 # The chart's minimum (Chart.yaml kubeVersion) and the newest schemas kubernetes-validate has.
 KUBERNETES_VERSIONS = ("1.28.0", kubernetes_validate.utils.latest_version())
@@ -266,3 +266,13 @@ def test_notes_tell_how_to_apply_an_example_and_watch_trtmodels(helm: Path) -> N
     assert "kubectl get trtmodels" in notes
     example = notes.split("-f ", 1)[1].split()[0]
     assert (REPO_ROOT / example).is_file(), f"NOTES.txt names a missing example: {example}"
+
+
+def test_packaged_chart_renders_the_same(helm: Path, default: Rendered, tmp_path: Path) -> None:
+    """`helm package` keeps everything the templates read (the CRD copy under files/)."""
+    packaged = run_tool(helm, "package", CHART_DIR, "--destination", tmp_path)
+    assert packaged.returncode == 0, packaged.stderr
+    (archive,) = tmp_path.glob("trtserve-*.tgz")
+    result = run_tool(helm, "template", RELEASE, archive, "--namespace", NAMESPACE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == default.text

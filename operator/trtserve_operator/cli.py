@@ -30,6 +30,17 @@ from trtserve_operator.services.targets import blocker_for, target_from_body
 from trtserve_operator.settings import Settings
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster service account, else the kubeconfig: the same sources as the adapter.
+
+    Explicit, so kopf does not switch to another client library's login merely because
+    that library happens to be imported in the process.
+    """
+    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs)
+    return info or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """kopf settings, then the one shared API client and the services."""

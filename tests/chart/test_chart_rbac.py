@@ -17,13 +17,8 @@ permissions = pytest.importorskip(
 Triple = tuple[str, str, str]
 
 # Granted beyond REQUIRED_PERMISSIONS, each with its reason (docs/admin.md repeats them).
-CHART_EXTRAS: dict[Triple, str] = {
-    ("trtserve.io", "trtmodels/finalizers", "update"): (
-        "children carry ownerReferences with blockOwnerDeletion=true; with the "
-        "OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift) that needs "
-        "update on the owner's finalizers subresource"
-    ),
-}
+# Empty: the operator's list covers everything (trtmodels/finalizers included).
+CHART_EXTRAS: dict[Triple, str] = {}
 
 
 def required() -> set[Triple]:
@@ -69,6 +64,13 @@ def test_namespaced_grants_exactly_what_the_operator_uses_per_namespace(
 def test_chart_extras_are_not_already_required() -> None:
     """An extra that the operator starts to declare itself must leave this list."""
     assert not CHART_EXTRAS.keys() & required()
+
+
+def test_finalizers_update_for_block_owner_deletion(default: Rendered) -> None:
+    """Children set blockOwnerDeletion, which needs update on trtmodels/finalizers."""
+    assert ("trtserve.io", "trtmodels/finalizers", "update") in granted(
+        default.one("ClusterRole")["rules"]
+    )
 
 
 def test_bindings_bind_the_operator_service_account(rendered: Rendered) -> None:

@@ -54,7 +54,7 @@ app.kubernetes.io/component: operator
 {{/*
 RBAC rules: exactly trtserve_operator.kube.permissions.REQUIRED_PERMISSIONS (the adapter's
 calls and kopf's, as the operator runs kopf: standalone, no peering, namespace/CRD scanning
-off), plus trtmodels/finalizers (see below). tests/chart/test_chart_rbac.py keeps them equal.
+off). tests/chart/test_chart_rbac.py keeps them equal.
 All resources are namespaced: granted cluster-wide (ClusterRole) or per watched namespace (Role).
 */}}
 {{- define "trtserve.rules" -}}

@@ -214,7 +214,7 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
                 LOG.info("NATIVE: copied the SavedModel unchanged (%d bytes)", copied)
             state.trt_engine_ops = 0
             state.engines_built = 0
-        samples = _sample_inputs(state, specs, calibration)
+        samples = _sample_inputs(state, specs, calibration, build_shapes)
         _write_warmup(state, staging, samples)
         _accuracy_gate(state, original, staging, samples)
         with state.step("save"):
@@ -302,10 +302,27 @@ def _convert_trt(
     state.engines_built = result.engines_built
 
 
+def take_rows(batches: list[InputBatch], rows: int) -> list[InputBatch]:
+    """The first batches that together hold at least `rows` rows."""
+    taken: list[InputBatch] = []
+    count = 0
+    for batch in batches:
+        if count >= rows:
+            break
+        taken.append(batch)
+        count += batch_rows(batch)
+    return taken
+
+
 def _sample_inputs(
-    state: RunState, specs: dict[str, Any], calibration: list[InputBatch] | None
+    state: RunState,
+    specs: dict[str, Any],
+    calibration: list[InputBatch] | None,
+    build_shapes: list[Any],
 ) -> list[InputBatch]:
-    """Inputs for the accuracy gate and warmup: calibration data, else seeded random.
+    """Inputs for the accuracy gate and warmup: calibration data, else seeded random
+    inputs of the first build shape (so the converted model runs an engine that was
+    built), else of the signature's shapes with unknown dimensions = 1.
 
     Empty when an input cannot be generated meaningfully (string inputs such as
     serialized tf.Examples, unknown ranks): accuracy and warmup are then skipped.
@@ -313,18 +330,11 @@ def _sample_inputs(
     from trtserve_converter.savedmodel import default_shape
 
     config = state.config
-    wanted = config.accuracy_samples if config.accuracy_check else config.warmup_records
-    if wanted == 0:
+    rows = max(config.accuracy_samples if config.accuracy_check else 0, config.warmup_records)
+    if rows == 0:
         return []
     if calibration:
-        batches: list[InputBatch] = []
-        rows = 0
-        for batch in calibration:
-            if rows >= wanted:
-                break
-            batches.append(batch)
-            rows += batch_rows(batch)
-        return batches
+        return take_rows(calibration, rows)
     unusable = [s.name for s in specs.values() if s.is_string or s.shape is None]
     if unusable:
         note = (
@@ -337,8 +347,14 @@ def _sample_inputs(
     import numpy as np
 
     rng = np.random.default_rng(config.seed)
-    shape = {name: default_shape(spec) or () for name, spec in specs.items()}
-    return [random_batch(specs, shape, rng) for _ in range(wanted)]
+    if build_shapes:
+        shape = build_shapes[0]
+    else:
+        shape = {name: default_shape(spec) or () for name, spec in specs.items()}
+    first = random_batch(specs, shape, rng)
+    per_batch = max(batch_rows(first), 1)
+    count = -(-rows // per_batch)  # ceil
+    return [first] + [random_batch(specs, shape, rng) for _ in range(count - 1)]
 
 
 def _write_warmup(state: RunState, staging: Path, samples: list[InputBatch]) -> None:
@@ -376,7 +392,7 @@ def _accuracy_gate(
             result = evaluate(
                 original=original,
                 converted=converted,
-                batches=samples,
+                batches=take_rows(samples, config.accuracy_samples),
                 rtol=config.accuracy_rtol,
                 atol=config.accuracy_atol,
                 min_top1=config.accuracy_min_top1,

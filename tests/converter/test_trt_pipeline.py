@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.python.compiler.tensorrt import trt_convert
+from tensorflow_serving.apis import prediction_log_pb2
 
 from trtserve_converter import tensorrt_env
 from trtserve_converter.layout import copy_tree
@@ -214,3 +215,23 @@ def test_missing_calibration_file_is_a_calibration_failure(
     )  # fmt: skip
     assert (result.code, result.report["reason"]) == (32, "CalibrationFailed")
     assert fake_trt.instances == []
+
+
+def test_accuracy_and_warmup_inputs_use_the_first_build_shape(
+    fake_trt: type[FakeConverter], models: Any, run_cli: Any
+) -> None:
+    result = run_cli(
+        "--source", str(models.classifier), "--model-name", "clf", "--precision", "FP16",
+        "--build-shape", "images=16x8x8x3", "--accuracy-samples", "40", "--warmup-records", "2",
+    )  # fmt: skip
+    assert result.code == 0, result.report
+    assert result.report["accuracy"]["samples"] == 48  # 3 batches of the built shape
+    warmup = result.output_base / "clf" / "1" / "assets.extra" / "tf_serving_warmup_requests"
+    shapes = [
+        tuple(d.size for d in log.predict_log.request.inputs["images"].tensor_shape.dim)
+        for log in (
+            prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            for record in tf.data.TFRecordDataset(str(warmup))
+        )
+    ]
+    assert shapes == [(16, 8, 8, 3), (16, 8, 8, 3)]

@@ -66,3 +66,14 @@ def test_no_warmup_records_when_disabled(models: Any, run_cli: Any) -> None:
     )  # fmt: skip
     assert result.code == 0, result.report
     assert not (result.output_base / "clf" / "1" / "assets.extra").exists()
+
+
+def test_more_warmup_records_than_accuracy_samples(models: Any, run_cli: Any) -> None:
+    result = run_cli(
+        "--source", str(models.classifier), "--model-name", "clf", "--precision", "NATIVE",
+        "--accuracy-check", "--accuracy-samples", "2", "--warmup-records", "5",
+    )  # fmt: skip
+    assert result.code == 0, result.report
+    assert result.report["accuracy"]["samples"] == 2
+    warmup = result.output_base / "clf" / "1" / "assets.extra" / "tf_serving_warmup_requests"
+    assert len(read_logs(warmup)) == 5

@@ -134,9 +134,10 @@ def _run_steps(state: RunState) -> str:
     check_arguments_without_tensorflow(config)
     import tensorflow as tf
 
-    from trtserve_converter.tensorrt_env import gpu_name, probe_tensorrt
+    from trtserve_converter.tensorrt_env import enable_memory_growth, gpu_name, probe_tensorrt
 
     state.tensorflow_version = str(tf.__version__)
+    enable_memory_growth()
     if config.precision.uses_tensorrt:
         info = probe_tensorrt()
         state.tensorrt_linked, state.tensorrt_loaded, state.gpu = info.linked, info.loaded, info.gpu

@@ -61,6 +61,22 @@ def gpu_name() -> str | None:
     return str(details.get("device_name") or gpus[0].name)
 
 
+def enable_memory_growth() -> None:
+    """Let TF allocate GPU memory on demand instead of reserving it all at start.
+
+    TensorRT's builder allocates outside TF's pool (tactics, workspace); with TF holding
+    the whole GPU, engine builds fail with out-of-memory. Must run before the GPU is
+    first used; later calls are ignored (logged).
+    """
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except (RuntimeError, ValueError) as error:
+            LOG.warning("could not enable memory growth on %s: %s", gpu.name, error)
+
+
 def probe_tensorrt() -> TensorRTInfo:
     """Check TF's TensorRT build flag, libnvinfer and the GPU, in that order."""
     import tensorflow as tf

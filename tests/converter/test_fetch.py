@@ -127,7 +127,7 @@ def test_local_sources(tmp_path: Path) -> None:
         fetch_source(str(tmp_path / "absent"), tmp_path / "work", 10)
     plain = tmp_path / "saved_model.pb"
     plain.write_bytes(b"\x08" * 100)
-    with pytest.raises(NotASavedModel, match="not a .tar.gz"):
+    with pytest.raises(NotASavedModel, match=r"not a \.tar\.gz"):
         fetch_source(str(plain), tmp_path / "work", 1000)
     with pytest.raises(SourceTooLarge):
         fetch_source(str(plain), tmp_path / "work", 10)

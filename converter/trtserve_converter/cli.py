@@ -15,6 +15,7 @@ import argparse
 import logging
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -163,11 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every flag in docs/contract.md (no environment applied here)."""
     parser = ContractArgumentParser(
         prog="trt-convert",
-        description=(
+        description=textwrap.fill(
             "Fetch a TensorFlow SavedModel, convert it with TF-TRT (FP32/FP16/INT8, engines "
             "pre-built for the build shapes) or re-save it unchanged (NATIVE), check its "
             "accuracy, write it atomically as <output-base>/<model-name>/<model-version>/ "
-            "and write a JSON report."
+            "and write a JSON report.",
+            width=79,
         ),
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -362,11 +364,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--log-format",
+        metavar="F",
         type=_choice(["text", "json"]),
         default="text",
         help="text or json (one JSON object per line) (default: text)",
     )
+    _document_environment(parser)
     return parser
+
+
+def _document_environment(parser: argparse.ArgumentParser) -> None:
+    """Append each flag's environment variable to its help text."""
+    for action in parser._actions:
+        long_flags = [flag for flag in action.option_strings if flag.startswith("--")]
+        if long_flags and action.dest not in {"help", "version"} and action.help:
+            action.help = f"{action.help} [env {env_name(long_flags[0])}]"
 
 
 def _env_value(action: argparse.Action, raw: str) -> Any:

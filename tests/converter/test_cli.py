@@ -51,6 +51,8 @@ def test_every_contract_flag_exists_and_is_documented() -> None:
         assert flag in help_text
     for action in build_parser()._actions:
         assert action.help, f"{action.option_strings} has no help"
+        if action.option_strings[0].startswith("--") and action.dest not in {"help", "version"}:
+            assert env_name(action.option_strings[0]) in action.help
 
 
 def test_exit_codes_match_the_contract_and_are_distinct() -> None:

@@ -166,6 +166,14 @@ def _short(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(str(error).split())[:400]}"
 
 
+def _log_summary(converter: Any) -> None:
+    """TF-TRT's own per-engine summary (informative only: never fails the run)."""
+    try:
+        converter.summary(detailed=False, print_fn=lambda line: LOG.info("%s", line))
+    except Exception as error:
+        LOG.debug("no TF-TRT summary: %s", error)
+
+
 def convert_with_tftrt(
     config: ConvertConfig,
     saved_model_dir: Path,
@@ -213,6 +221,7 @@ def convert_with_tftrt(
             f"building TensorRT engines failed ({_short(error)}): check --build-shape and "
             "--max-workspace-bytes"
         ) from error
+    _log_summary(converter)
     if calibration_fn is not None:
         # TF calibrates inside convert() (static shapes) or build() (dynamic shapes);
         # this is the part of that time spent running the calibration batches.

@@ -82,6 +82,10 @@ class FakeConverter:
         if self._calibration is not None and self.kwargs["use_dynamic_shape"]:
             self._calibrate()
 
+    def summary(self, line_length: int = 160, detailed: bool = True, print_fn: Any = None) -> None:
+        assert "build" in self.calls
+        print_fn("TRTEngineOpName: TRTEngineOp_000_000 (fake summary)")
+
     def save(self, output_saved_model_dir: str) -> None:
         assert self.calls == ["convert", "build"], "save() before build()"
         self.calls.append("save")
@@ -111,7 +115,7 @@ def fake_trt(monkeypatch: pytest.MonkeyPatch, models: Any) -> type[FakeConverter
 
 
 def test_fp16_builds_every_build_shape_then_saves(
-    fake_trt: type[FakeConverter], models: Any, run_cli: Any
+    fake_trt: type[FakeConverter], models: Any, run_cli: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     result = run_cli(
         "--source", str(models.classifier), "--model-name", "clf", "--precision", "FP16",
@@ -121,6 +125,7 @@ def test_fp16_builds_every_build_shape_then_saves(
     assert result.code == 0, result.report
     (converter,) = fake_trt.instances
     assert converter.calls == ["convert", "build", "save"]
+    assert "TRTEngineOp_000_000 (fake summary)" in caplog.text  # TF-TRT's summary is logged
     assert converter.kwargs["precision_mode"] == "FP16"
     assert converter.kwargs["max_workspace_size_bytes"] == 2048
     assert converter.kwargs["dynamic_shape_profile_strategy"] == "Optimal"

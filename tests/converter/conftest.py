@@ -14,6 +14,7 @@ import http.server
 import json
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ HALF_PLUS_TWO = (
     REPO_ROOT.parent / "shared/fixtures/tensorflow-serving-testdata/saved_model_half_plus_two_cpu"
 )
 BEARER_TOKEN = "s3cr3t-token"
+SLOW_SECONDS = 8
 
 
 @dataclass
@@ -163,9 +165,13 @@ def half_plus_two() -> Path:
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves the directory; everything under /private/ needs the bearer token."""
+    """Serves the directory; /private/ needs the bearer token; /slow/ stalls."""
 
     def do_GET(self) -> None:
+        if self.path.startswith("/slow/"):
+            time.sleep(SLOW_SECONDS)  # a stalled server, for the timeout test
+            self.send_error(504, "too slow")
+            return
         if self.path.startswith("/private/"):
             if self.headers.get("Authorization") != f"Bearer {BEARER_TOKEN}":
                 self.send_error(401, "unauthorized")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -290,3 +291,15 @@ def test_timeout_is_reported(models: Any, run_cli: Any) -> None:
     )  # fmt: skip
     assert (result.code, result.report["reason"]) == (60, "Timeout")
     assert not (result.output_base / "clf" / "1").exists()
+
+
+def test_timeout_interrupts_a_stalled_download(http_server: str, run_cli: Any) -> None:
+    started = time.monotonic()
+    result = run_cli(
+        "--source", f"{http_server}/slow/model.tar.gz", "--model-name", "m",
+        "--precision", "NATIVE", "--timeout-seconds", "1.5",
+    )  # fmt: skip
+    assert (result.code, result.report["reason"]) == (60, "Timeout")
+    assert "--timeout-seconds=1.5" in result.report["message"]
+    assert time.monotonic() - started < 6  # well before the server would answer
+    assert not (result.output_base / "m").exists()

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from trtserve_converter import __version__
 from trtserve_converter.config import GIB, ConvertConfig, Precision, ProfileStrategy
 from trtserve_converter.errors import ConverterError, InternalError, InvalidArguments, exit_codes
+from trtserve_converter.fetch import SUPPORTED_SCHEMES, scheme_of
 from trtserve_converter.logsetup import setup_logging
 from trtserve_converter.report import Report, write_report
 from trtserve_converter.shapes import parse_build_shape
@@ -430,6 +431,12 @@ def config_from_args(args: argparse.Namespace) -> ConvertConfig:
         raise InvalidArguments(
             f"missing {' and '.join(missing)} (or {', '.join(env_name(m) for m in missing)})"
         )
+    for flag, uri in (("--source", args.source), ("--calibration-source", args.calibration_source)):
+        if uri and scheme_of(uri) not in SUPPORTED_SCHEMES:
+            raise InvalidArguments(
+                f"{flag} {uri!r}: unsupported scheme {scheme_of(uri)!r}, use s3://, gs://, "
+                "http(s)://, file:// or a local path"
+            )
     precision = Precision(args.precision)
     accuracy_check = args.accuracy_check
     if accuracy_check is None:

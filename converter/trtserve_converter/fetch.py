@@ -17,13 +17,15 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 from urllib.parse import urlsplit
 
 from trtserve_converter.archive import extract_archive, is_archive
 from trtserve_converter.errors import (
     ConverterError,
     FetchFailed,
+    InvalidArguments,
+    NotASavedModel,
     SourceAuthFailed,
     SourceNotFound,
     SourceTooLarge,
@@ -38,6 +40,7 @@ FETCH_ATTEMPTS = 3
 RETRY_BACKOFF_SECONDS = 1.0
 PROGRESS_EVERY_SECONDS = 10.0
 REMOTE_SCHEMES = frozenset({"s3", "gs", "gcs", "http", "https"})
+SUPPORTED_SCHEMES = REMOTE_SCHEMES | {"", "file"}
 AUTH_ERROR_NAMES = frozenset(
     {
         "NoCredentialsError",
@@ -257,9 +260,7 @@ def _fetch_local(path: Path, uri: str, work_dir: Path, max_bytes: int) -> Path:
     return extract_archive(path, work_dir / "extracted", max_bytes)
 
 
-def raise_not_archive(uri: str) -> None:
-    from trtserve_converter.errors import NotASavedModel
-
+def raise_not_archive(uri: str) -> NoReturn:
     raise NotASavedModel(
         f"{uri} is a file but not a .tar.gz/.tgz/.tar/.zip archive: "
         "point --source at a SavedModel directory or an archive of one"
@@ -271,8 +272,6 @@ def _fetch_remote(uri: str, work_dir: Path, max_bytes: int) -> Path:
 
     scheme = scheme_of(uri)
     if scheme not in REMOTE_SCHEMES:
-        from trtserve_converter.errors import InvalidArguments
-
         raise InvalidArguments(
             f"unsupported source scheme {scheme!r} in {uri}: use s3://, gs://, http(s)://, "
             "file:// or a local path"

@@ -22,7 +22,13 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from trtserve_converter import __version__
-from trtserve_converter.config import GIB, ConvertConfig, Precision, ProfileStrategy
+from trtserve_converter.config import (
+    GIB,
+    MAX_WARMUP_RECORDS,
+    ConvertConfig,
+    Precision,
+    ProfileStrategy,
+)
 from trtserve_converter.errors import ConverterError, InternalError, InvalidArguments, exit_codes
 from trtserve_converter.fetch import SUPPORTED_SCHEMES, scheme_of
 from trtserve_converter.logsetup import setup_logging
@@ -92,6 +98,15 @@ def _int(text: str) -> int:
         return int(text.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def _warmup_count(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > MAX_WARMUP_RECORDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: TF Serving refuses more than {MAX_WARMUP_RECORDS} warmup records"
+        )
+    return value
 
 
 def _non_negative_float(text: str) -> float:
@@ -215,10 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--warmup-records",
         metavar="N",
-        type=_non_negative_int,
+        type=_warmup_count,
         default=1,
         help="warmup requests written to assets.extra/tf_serving_warmup_requests "
-        "(0: none; default: 1)",
+        f"(0: none, at most {MAX_WARMUP_RECORDS}; default: 1)",
     )
     conv = parser.add_argument_group("conversion")
     conv.add_argument(

@@ -8,6 +8,8 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 GIB = 1 << 30
+# TF Serving rejects a warmup file with more records (WarmupConsts::kMaxNumRecords).
+MAX_WARMUP_RECORDS = 1000
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 INPUT_NAME_PATTERN = re.compile(r"^[^=,;\s]+$")
 
@@ -64,7 +66,7 @@ class ConvertConfig(BaseModel):
     accuracy_rtol: float = Field(default=0.01, ge=0)
     accuracy_atol: float = Field(default=0.001, ge=0)
     accuracy_min_top1: float | None = Field(default=None, ge=0, le=1)
-    warmup_records: int = Field(default=1, ge=0)
+    warmup_records: int = Field(default=1, ge=0, le=MAX_WARMUP_RECORDS)
     timeout_seconds: float = Field(default=3600, gt=0)
     max_source_bytes: int = Field(default=20 * GIB, gt=0)
     report_path: str = "/dev/termination-log"

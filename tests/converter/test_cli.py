@@ -162,6 +162,7 @@ def test_env_names_follow_the_rule() -> None:
         (["--source", "x", "--model-name", "m", "--minimum-segment-size", "0"], {}, "-1"),
         (["--source", "x", "--model-name", "m", "--accuracy-min-top1", "2"], {}, "between"),
         (["--source", "x", "--model-name", "m", "--bogus"], {}, "--bogus"),
+        (["--source", "x", "--model-name", "m", "--warmup-records", "1001"], {}, "1000"),
         (["--source", "ftp://h/m.tgz", "--model-name", "m"], {}, "unsupported scheme 'ftp'"),
         (
             ["--source", "x", "--model-name", "m", "--calibration-source", "hdfs://c.npz"],

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, NoReturn
 from urllib.parse import urlsplit
 
 from trtserve_converter.archive import extract_archive, is_archive
+from trtserve_converter.credentials import SecretSource, bearer_token, gcs_token, s3_options
 from trtserve_converter.errors import (
     ConverterError,
     FetchFailed,
@@ -73,33 +74,26 @@ def local_path(uri: str) -> Path | None:
     return None
 
 
-def storage_options(scheme: str, environ: dict[str, str] | None = None) -> dict[str, Any]:
-    """fsspec options per scheme: endpoints, timeouts and credentials from the environment."""
-    env = dict(os.environ if environ is None else environ)
+def storage_options(scheme: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """fsspec options per scheme: endpoints, timeouts and credentials (credentials.py)."""
+    secrets = SecretSource.from_environment(os.environ if environ is None else environ)
     if scheme == "s3":
-        client_kwargs: dict[str, Any] = {}
-        endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
-        if endpoint:
-            client_kwargs["endpoint_url"] = endpoint
-        if env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"):
-            client_kwargs["region_name"] = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-        return {
-            "client_kwargs": client_kwargs,
-            "config_kwargs": {
-                "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-                "read_timeout": READ_TIMEOUT_SECONDS,
-                "retries": {"max_attempts": FETCH_ATTEMPTS},
-            },
-            "skip_instance_cache": True,
+        options = s3_options(secrets)
+        options["config_kwargs"] = {
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            "read_timeout": READ_TIMEOUT_SECONDS,
+            "retries": {"max_attempts": FETCH_ATTEMPTS},
         }
+        options["skip_instance_cache"] = True
+        return options
     if scheme in {"gs", "gcs"}:
-        token = env.get("GOOGLE_APPLICATION_CREDENTIALS")
+        token = gcs_token(secrets)
         return {"token": token} if token else {}
     if scheme in {"http", "https"}:
         import aiohttp
 
         headers = {}
-        token = env.get("TRT_CONVERT_HTTP_BEARER_TOKEN")
+        token = bearer_token(secrets)
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return {

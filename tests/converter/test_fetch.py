@@ -95,21 +95,25 @@ def test_permanent_errors_are_not_retried() -> None:
     assert calls == [1]
 
 
-def test_storage_options_from_environment() -> None:
-    s3 = storage_options("s3", {"AWS_ENDPOINT_URL": "http://minio:9000", "AWS_REGION": "eu-1"})
+def test_storage_options_from_environment(tmp_path: Path) -> None:
+    def env(**values: str) -> dict[str, str]:
+        return {"TRT_CONVERT_SECRET_DIR": str(tmp_path), **values}  # empty secret dir
+
+    s3 = storage_options("s3", env(AWS_ENDPOINT_URL="http://minio:9000", AWS_REGION="eu-1"))
     assert s3["client_kwargs"] == {"endpoint_url": "http://minio:9000", "region_name": "eu-1"}
     assert s3["config_kwargs"]["retries"] == {"max_attempts": FETCH_ATTEMPTS}
+    assert "key" not in s3
     specific = storage_options(
-        "s3", {"AWS_ENDPOINT_URL": "http://a", "AWS_ENDPOINT_URL_S3": "http://s3-only"}
+        "s3", env(AWS_ENDPOINT_URL="http://a", AWS_ENDPOINT_URL_S3="http://s3-only")
     )
     assert specific["client_kwargs"]["endpoint_url"] == "http://s3-only"
-    assert storage_options("gs", {"GOOGLE_APPLICATION_CREDENTIALS": "/k.json"}) == {
+    assert storage_options("gs", env(GOOGLE_APPLICATION_CREDENTIALS="/k.json")) == {
         "token": "/k.json"
     }
-    assert storage_options("gs", {}) == {}
-    http = storage_options("https", {"TRT_CONVERT_HTTP_BEARER_TOKEN": "t0k"})
+    assert storage_options("gs", env()) == {}
+    http = storage_options("https", env(TRT_CONVERT_HTTP_BEARER_TOKEN="t0k"))
     assert http["headers"] == {"Authorization": "Bearer t0k"}
-    assert storage_options("http", {})["headers"] == {}
+    assert storage_options("http", env())["headers"] == {}
 
 
 def test_local_paths() -> None:

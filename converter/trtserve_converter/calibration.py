@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from trtserve_converter.config import BuildShape
-from trtserve_converter.errors import CalibrationFailed
+from trtserve_converter.errors import CalibrationFailed, summarize
 from trtserve_converter.inputs import InputBatch, numpy_dtype, random_batch, with_batch_size
 from trtserve_converter.savedmodel import TensorInfo
 
@@ -45,8 +45,8 @@ def load_calibration_arrays(path: Path, specs: dict[str, TensorInfo]) -> dict[st
         raise
     except Exception as error:
         raise CalibrationFailed(
-            f"cannot read calibration data {path.name} ({type(error).__name__}: "
-            f"{str(error)[:200]}): use .npz, .npy or a TFRecord of serialized tensors"
+            f"cannot read calibration data {path.name} ({summarize(error, 200)}): use .npz, "
+            ".npy or a TFRecord of serialized tensors"
         ) from error
     return {name: _checked(specs[name], array) for name, array in raw.items()}
 
@@ -103,6 +103,12 @@ def _checked(spec: TensorInfo, array: Any) -> Any:
                     f"calibration data for {spec.name!r} has shape {list(array.shape)}, "
                     f"dimension {index} must be {want}"
                 )
+    if spec.is_string and array.dtype.kind in "SU":
+        raise CalibrationFailed(
+            f"calibration data for string input {spec.name!r} is a fixed-width numpy array, "
+            "which drops trailing NUL bytes of serialized protos: use a TFRecord of "
+            "tf.io.serialize_tensor(string tensor) records"
+        )
     if array.shape[:1] == (0,):
         raise CalibrationFailed(f"calibration data for {spec.name!r} is empty")
     target = numpy_dtype(spec.dtype)

@@ -167,6 +167,27 @@ ALL_ERRORS: tuple[type[ConverterError], ...] = (
 )
 
 
+TF_NOISE_PREFIXES = ("Graph execution error", "Detected at node", "[[")
+
+
+def summarize(error: BaseException, limit: int = 400) -> str:
+    """`Type: message` on one line, without TensorFlow's Python stack dump.
+
+    TF op errors embed "Detected at node ... defined at (most recent call last):" and an
+    indented stack before the actual cause; only the unindented lines carry the cause.
+    """
+    text = str(error)
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line[0].isspace() and not line.startswith(TF_NOISE_PREFIXES)
+    ]
+    message = " ".join(" ".join(lines).split()) or " ".join(text.split())
+    if len(message) > limit:
+        message = message[: limit - 1] + "…"
+    return f"{type(error).__name__}: {message}"
+
+
 def exit_codes() -> dict[str, int]:
     """Reason -> exit code, including success (the table of docs/contract.md)."""
     table = {SUCCEEDED_REASON: SUCCEEDED_EXIT_CODE}

@@ -30,6 +30,7 @@ from trtserve_converter.errors import (
     InternalError,
     OutputWriteFailed,
     SourceAuthFailed,
+    summarize,
 )
 from trtserve_converter.inputs import InputBatch, batch_rows, build_inputs, random_batch
 from trtserve_converter.report import AccuracyReport, Report
@@ -400,8 +401,8 @@ def _accuracy_gate(
             )
         except Exception as error:
             raise AccuracyGateFailed(
-                f"running the models on the accuracy inputs failed ({type(error).__name__}: "
-                f"{str(error)[:300]}): give calibration data that matches the signature"
+                f"running the models on the accuracy inputs failed ({summarize(error)}): "
+                "give calibration data that matches the signature"
             ) from error
     state.accuracy = result
     if not result.passed:

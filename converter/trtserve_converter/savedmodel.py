@@ -17,6 +17,7 @@ from trtserve_converter.errors import (
     NotASavedModel,
     SignatureNotFound,
     SourceNotFound,
+    summarize,
 )
 from trtserve_converter.shapes import format_build_shape
 
@@ -104,7 +105,7 @@ def load_saved_model(directory: Path) -> Any:
     except Exception as error:
         raise NotASavedModel(
             f"the SavedModel at {directory.name} does not load "
-            f"({type(error).__name__}: {str(error)[:300]}): check that it is a complete, "
+            f"({summarize(error, 300)}): check that it is a complete, "
             "TensorFlow 2.17-compatible SavedModel"
         ) from error
 

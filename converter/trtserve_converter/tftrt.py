@@ -37,6 +37,7 @@ from trtserve_converter.errors import (
     EngineBuildFailed,
     OutputWriteFailed,
     TensorRTUnavailable,
+    summarize,
 )
 from trtserve_converter.inputs import InputBatch, to_tensors
 
@@ -162,10 +163,6 @@ def _timed(durations: dict[str, float], name: str, action: Callable[[], Any]) ->
         durations[name] = durations.get(name, 0.0) + round(time.monotonic() - started, 3)
 
 
-def _short(error: BaseException) -> str:
-    return f"{type(error).__name__}: {' '.join(str(error).split())[:400]}"
-
-
 def _log_summary(converter: Any) -> None:
     """TF-TRT's own per-engine summary (informative only: never fails the run)."""
     try:
@@ -193,9 +190,9 @@ def convert_with_tftrt(
                 "TensorFlow here was built without TensorRT: run the GPU converter image or "
                 "use precision NATIVE"
             ) from error
-        raise ConversionFailed(f"TF-TRT rejected the parameters ({_short(error)})") from error
+        raise ConversionFailed(f"TF-TRT rejected the parameters ({summarize(error)})") from error
     except ValueError as error:
-        raise ConversionFailed(f"TF-TRT rejected the parameters ({_short(error)})") from error
+        raise ConversionFailed(f"TF-TRT rejected the parameters ({summarize(error)})") from error
 
     calibration_fn = _TrackedInputs(calibration) if calibration is not None else None
     try:
@@ -206,8 +203,8 @@ def convert_with_tftrt(
         raise
     except Exception as error:
         if calibration_fn is not None and calibration_fn.started:
-            raise CalibrationFailed(f"INT8 calibration failed ({_short(error)})") from error
-        raise ConversionFailed(f"TF-TRT conversion failed ({_short(error)})") from error
+            raise CalibrationFailed(f"INT8 calibration failed ({summarize(error)})") from error
+        raise ConversionFailed(f"TF-TRT conversion failed ({summarize(error)})") from error
     counts = count_ops(converted.graph.as_graph_def())
     LOG.info("converted: %d TRTEngineOps, %d native ops", counts.trt_engine_ops, counts.native_ops)
 
@@ -216,9 +213,9 @@ def convert_with_tftrt(
         _timed(durations, "build", lambda: converter.build(input_fn=build_fn))
     except Exception as error:
         if calibration_fn is not None and calibration_fn.started:
-            raise CalibrationFailed(f"INT8 calibration failed ({_short(error)})") from error
+            raise CalibrationFailed(f"INT8 calibration failed ({summarize(error)})") from error
         raise EngineBuildFailed(
-            f"building TensorRT engines failed ({_short(error)}): check --build-shape and "
+            f"building TensorRT engines failed ({summarize(error)}): check --build-shape and "
             "--max-workspace-bytes"
         ) from error
     _log_summary(converter)
@@ -229,9 +226,11 @@ def convert_with_tftrt(
     try:
         _timed(durations, "save", lambda: converter.save(str(output_dir)))
     except OSError as error:
-        raise OutputWriteFailed(f"saving the converted model failed ({_short(error)})") from error
+        raise OutputWriteFailed(
+            f"saving the converted model failed ({summarize(error)})"
+        ) from error
     except Exception as error:
-        raise ConversionFailed(f"saving the converted model failed ({_short(error)})") from error
+        raise ConversionFailed(f"saving the converted model failed ({summarize(error)})") from error
     engines = count_serialized_engines(output_dir)
     LOG.info("saved with %d serialized TensorRT engines", engines)
     return TrtResult(counts=counts, engines_built=engines, durations=durations)

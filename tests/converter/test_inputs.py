@@ -133,3 +133,12 @@ def test_float_data_for_int_input_and_unreadable_files(tmp_path: Path) -> None:
 def test_too_few_samples_for_one_batch(tmp_path: Path) -> None:
     with pytest.raises(CalibrationFailed, match="fewer than one batch"):
         calibration_batches({"images": np.ones((3, 8, 8, 3), np.float32)}, 8, 10)
+
+
+def test_fixed_width_bytes_are_rejected_for_string_inputs(tmp_path: Path) -> None:
+    """numpy 'S' arrays drop trailing NUL bytes: serialized protos would be corrupted."""
+    path = tmp_path / "cal.npy"
+    np.save(path, np.array([b"\x08\x00", b"\x10\x00"]))
+    assert np.load(path)[0] == b"\x08"  # the reason: the NUL byte is gone
+    with pytest.raises(CalibrationFailed, match="TFRecord"):
+        load_calibration_arrays(path, {"inputs": TensorInfo("inputs", "string", None)})

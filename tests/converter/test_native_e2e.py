@@ -13,6 +13,7 @@ import boto3  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
 
 from trtserve_converter import warmup
 
@@ -303,3 +304,38 @@ def test_timeout_interrupts_a_stalled_download(http_server: str, run_cli: Any) -
     assert "--timeout-seconds=1.5" in result.report["message"]
     assert time.monotonic() - started < 6  # well before the server would answer
     assert not (result.output_base / "m").exists()
+
+
+def test_half_plus_two_string_signature_with_real_tf_examples(
+    half_plus_two: Path, tmp_path: Path, run_cli: Any
+) -> None:
+    """Calibration data of serialized tf.Examples makes the gate and warmup possible."""
+    examples = [
+        tf.train.Example(
+            features=tf.train.Features(
+                feature={"x": tf.train.Feature(float_list=tf.train.FloatList(value=[v]))}
+            )
+        ).SerializeToString()
+        for v in (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)
+    ]
+    data = tmp_path / "examples.tfrecord"
+    with tf.io.TFRecordWriter(str(data)) as writer:
+        for start in (0, 4):
+            writer.write(tf.io.serialize_tensor(tf.constant(examples[start : start + 4])).numpy())
+    result = run_cli(
+        "--source", str(half_plus_two), "--model-name", "hp2", "--precision", "NATIVE",
+        "--signature-key", "regress_x_to_y", "--accuracy-check", "--calibration-source",
+        str(data), "--calibration-batch-size", "4", "--warmup-records", "1",
+    )  # fmt: skip
+    assert result.code == 0, result.report
+    assert result.report["accuracy"] == {
+        "passed": True,
+        "samples": 8,
+        "maxAbsError": 0.0,
+        "maxRelError": 0.0,
+    }
+    warmup = result.output_base / "hp2" / "1" / "assets.extra" / "tf_serving_warmup_requests"
+    (record,) = list(tf.data.TFRecordDataset(str(warmup)))
+    request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+    assert request.model_spec.signature_name == "regress_x_to_y"
+    assert list(request.inputs["inputs"].string_val) == examples[:4]

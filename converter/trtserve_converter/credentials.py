@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trtserve_converter.errors import SourceAuthFailed
+
 SECRET_DIR_ENV = "TRT_CONVERT_SECRET_DIR"
 DEFAULT_SECRET_DIR = "/var/run/secrets/trtserve/source"
 GCS_KEY_FILES = (
@@ -24,6 +26,9 @@ GCS_KEY_FILES = (
     "credentials.json",
 )
 AWS_CREDENTIALS_FILE = "credentials"  # the AWS shared-credentials (INI) format
+GCS_KEY_TYPES = frozenset(
+    {"service_account", "authorized_user", "external_account", "impersonated_service_account"}
+)
 BEARER_TOKEN = "TRT_CONVERT_HTTP_BEARER_TOKEN"
 BEARER_TOKEN_FILE = "token"
 
@@ -97,14 +102,38 @@ def _shared_credentials(path: Path, profile: str | None) -> tuple[str | None, ..
 
 
 def gcs_token(secrets: SecretSource) -> Any:
-    """gcsfs `token`: a key file path, the key itself, or None for Google's defaults."""
+    """gcsfs `token`: a key file path, the key itself, or None for Google's defaults.
+
+    The key is checked here: gcsfs would otherwise fail later with an unrelated error
+    (e.g. KeyError 'refresh_token') that looks like a network problem.
+    """
     value = secrets.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
     if value.startswith("{"):  # envFrom of a secret key holding the JSON itself
-        return json.loads(value)
-    if value:
-        return value
-    path = secrets.file(*GCS_KEY_FILES)
-    return str(path) if path else None
+        return _checked_gcs_key(value, "GOOGLE_APPLICATION_CREDENTIALS")
+    path = Path(value) if value else secrets.file(*GCS_KEY_FILES)
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SourceAuthFailed(
+            f"cannot read the GCS key file {path} ({error}): check spec.source.secretRef"
+        ) from error
+    _checked_gcs_key(text, str(path))
+    return str(path)
+
+
+def _checked_gcs_key(text: str, where: str) -> dict[str, Any]:
+    try:
+        key = json.loads(text)
+    except ValueError:
+        key = None
+    if not isinstance(key, dict) or key.get("type") not in GCS_KEY_TYPES:
+        raise SourceAuthFailed(
+            f"{where} is not a Google credentials JSON key (its type must be one of "
+            f"{', '.join(sorted(GCS_KEY_TYPES))}): check spec.source.secretRef"
+        )
+    return key
 
 
 def bearer_token(secrets: SecretSource) -> str | None:

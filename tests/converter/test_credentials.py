@@ -11,6 +11,8 @@ import boto3  # type: ignore[import-untyped]
 import pytest
 
 from trtserve_converter.credentials import SecretSource, bearer_token, gcs_token, s3_options
+from trtserve_converter.errors import SourceAuthFailed
+from trtserve_converter.fetch import storage_options
 
 
 def secrets(tmp_path: Path, env: dict[str, str] | None = None, /, **files: str) -> SecretSource:
@@ -51,17 +53,38 @@ def test_s3_shared_credentials_file_and_profile(tmp_path: Path) -> None:
 
 def test_gcs_token_sources(tmp_path: Path) -> None:
     key = {"type": "service_account", "project_id": "p"}
-    assert (
-        gcs_token(SecretSource({"GOOGLE_APPLICATION_CREDENTIALS": json.dumps(key)}, tmp_path))
-        == key
-    )
-    assert (
-        gcs_token(SecretSource({"GOOGLE_APPLICATION_CREDENTIALS": "/k.json"}, tmp_path))
-        == "/k.json"
-    )
-    assert gcs_token(SecretSource({}, tmp_path)) is None
+    in_env = SecretSource({"GOOGLE_APPLICATION_CREDENTIALS": json.dumps(key)}, tmp_path)
+    assert gcs_token(in_env) == key
+    key_file = tmp_path / "elsewhere.json"
+    key_file.write_text(json.dumps(key))
+    by_path = SecretSource({"GOOGLE_APPLICATION_CREDENTIALS": str(key_file)}, tmp_path)
+    assert gcs_token(by_path) == str(key_file)
+    assert gcs_token(SecretSource({}, tmp_path)) is None  # Google's default credentials
     source = secrets(tmp_path, **{"key.json": json.dumps(key)})
     assert gcs_token(source) == str(tmp_path / "key.json")
+
+
+@pytest.mark.parametrize(
+    ("env", "files", "fragment"),
+    [
+        ({"GOOGLE_APPLICATION_CREDENTIALS": '{"type": "nonsense"}'}, {}, "not a Google"),
+        ({"GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent/key.json"}, {}, "cannot read"),
+        ({}, {"key.json": "not json"}, "not a Google"),
+    ],
+)
+def test_bad_gcs_keys_are_auth_failures(
+    tmp_path: Path, env: dict[str, str], files: dict[str, str], fragment: str
+) -> None:
+    with pytest.raises(SourceAuthFailed, match=fragment):
+        gcs_token(secrets(tmp_path, env, **files))
+
+
+def test_bad_gcs_key_fails_the_fetch_as_auth(tmp_path: Path) -> None:
+    key = tmp_path / "key.json"
+    key.write_text('{"type": "nonsense"}')
+    env = {"GOOGLE_APPLICATION_CREDENTIALS": str(key), "TRT_CONVERT_SECRET_DIR": str(tmp_path)}
+    with pytest.raises(SourceAuthFailed):
+        storage_options("gs", env)
 
 
 def test_bearer_token_sources(tmp_path: Path) -> None:

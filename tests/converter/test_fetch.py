@@ -107,8 +107,10 @@ def test_storage_options_from_environment(tmp_path: Path) -> None:
         "s3", env(AWS_ENDPOINT_URL="http://a", AWS_ENDPOINT_URL_S3="http://s3-only")
     )
     assert specific["client_kwargs"]["endpoint_url"] == "http://s3-only"
-    assert storage_options("gs", env(GOOGLE_APPLICATION_CREDENTIALS="/k.json")) == {
-        "token": "/k.json"
+    key = tmp_path / "k.json"
+    key.write_text('{"type": "service_account"}')
+    assert storage_options("gs", env(GOOGLE_APPLICATION_CREDENTIALS=str(key))) == {
+        "token": str(key)
     }
     assert storage_options("gs", env()) == {}
     http = storage_options("https", env(TRT_CONVERT_HTTP_BEARER_TOKEN="t0k"))

@@ -294,6 +294,13 @@ def _convert_trt(
         if extra not in shapes:
             LOG.info("adding the calibration batch shape %s to the build shapes", extra)
             shapes.append(extra)
+    if not config.dynamic_shapes and len(shapes) > config.maximum_cached_engines:
+        LOG.warning(
+            "%d build shapes but --maximum-cached-engines=%d: without dynamic shapes each "
+            "shape needs its own engine, the others will run natively",
+            len(shapes),
+            config.maximum_cached_engines,
+        )
     result = convert_with_tftrt(
         config, saved_model_dir, staging, build_inputs(specs, shapes, config.seed), int8_calibration
     )

@@ -1,0 +1,342 @@
+#!/usr/bin/env python3
+"""Operator scale benchmark: restart convergence, create latency, idle writes, memory.
+
+Targets (issue 3):
+  * after a restart, converge N existing TRTModels within 1.5x the time it takes to
+    create their children directly (same API server, same client, same concurrency);
+  * a new TRTModel gets its Deployment with p99 < 0.5 s;
+  * zero write requests while idle;
+  * operator RSS < 150 MB with N (default 500) TRTModels.
+
+Two modes, printed in every line of the result so the numbers are never mixed up:
+
+  --kmock       an in-process kmock KubernetesEmulator (no real API server: no
+                resourceVersion, so kopf re-handles each creation; no admission, no
+                etcd). A smoke number only.
+  --kubeconfig  the cluster of the current kubeconfig context (the TRTModel CRD must be
+                installed; the benchmark works in its own namespace, created if missing
+                and deleted at the end unless --keep). Write counts come from a watch on
+                the namespace (every ADDED/MODIFIED/DELETED is a write).
+
+The operator always runs as a separate process (``python -m trtserve_operator.cli run
+-n <namespace>``) so its RSS is measured alone.
+
+Usage:
+  python benchmarks/operator_scale.py --kmock [-n 500]
+  python benchmarks/operator_scale.py --kubeconfig [-n 500] [--namespace trtserve-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trtserve_operator.kube.client import Kube
+from trtserve_operator.kube.errors import ConflictError
+from trtserve_operator.services.builders import build_children
+from trtserve_operator.services.targets import target_from_body
+from trtserve_operator.settings import Settings
+
+CONCURRENCY = 50
+LOG = open(os.environ.get("BENCH_OPERATOR_LOG", os.devnull), "wb")  # noqa: SIM115
+LATENCY_SAMPLES = 50
+
+
+def trtmodel(name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "trtserve.io/v1alpha1",
+        "kind": "TRTModel",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"source": {"uri": f"s3://bench/{name}"}, "serving": {"replicas": 0}},
+    }
+
+
+async def bounded(jobs: list[Callable[[], Awaitable[Any]]]) -> None:
+    semaphore = asyncio.Semaphore(CONCURRENCY)
+
+    async def run(job: Callable[[], Awaitable[Any]]) -> None:
+        async with semaphore:
+            await job()
+
+    await asyncio.gather(*(run(job) for job in jobs))
+
+
+class Cluster:
+    """Where the benchmark runs: an emulator or a real API server."""
+
+    mode = ""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.kubeconfig: Path | None = None
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def kube(self) -> Kube:
+        return Kube.from_environment()
+
+    def write_count(self) -> int:
+        raise NotImplementedError
+
+    def deployment_names(self) -> set[str]:
+        """Names of the Deployments in the namespace, with as little load as possible."""
+        raise NotImplementedError
+
+    async def delete_all(self, kube: Kube, names: list[str]) -> None:
+        raise NotImplementedError
+
+
+class KmockCluster(Cluster):
+    mode = "kmock"
+
+    def start(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "operator"))
+        from kmock_cluster import EmulatedCluster  # the tests' emulator setup
+
+        self.emulated = EmulatedCluster()
+        self.emulated.start()
+        self.kubeconfig = self.emulated.kubeconfig(
+            Path(tempfile.mkdtemp(prefix="trtserve-bench-")) / "config"
+        )
+        os.environ["KUBECONFIG"] = str(self.kubeconfig)
+
+    def stop(self) -> None:
+        self.emulated.stop()
+
+    def write_count(self) -> int:
+        return len(self.emulated.writes())
+
+    def deployment_names(self) -> set[str]:
+        # Read the emulator's store directly: its HTTP GET costs ~40 ms and would slow
+        # the operator under test.
+        assert self.emulated.emulator is not None
+        objects = self.emulated.emulator.objects
+        return {
+            name
+            for (resource, namespace, name), obj in list(objects.items())
+            if resource.plural == "deployments" and namespace == self.namespace and not obj.deleted
+        }
+
+    async def delete_all(self, kube: Kube, names: list[str]) -> None:
+        assert self.emulated.http is not None
+        for kind, path in (
+            ("deployments", f"/apis/apps/v1/namespaces/{self.namespace}/deployments"),
+            ("services", f"/api/v1/namespaces/{self.namespace}/services"),
+            ("configmaps", f"/api/v1/namespaces/{self.namespace}/configmaps"),
+        ):
+            for name in names:
+                suffix = "-batching" if kind == "configmaps" else ""
+                self.emulated.http.delete(f"{path}/{name}{suffix}")
+
+
+class RealCluster(Cluster):
+    mode = "real API server"
+
+    def start(self) -> None:
+        subprocess.run(
+            ["kubectl", "create", "namespace", self.namespace], check=False, capture_output=True
+        )
+        self._writes = 0
+        self._stop = threading.Event()
+        self._watchers = [
+            threading.Thread(target=self._count, args=(kind,), daemon=True)
+            for kind in ("trtmodels", "deployments", "services", "configmaps", "events")
+        ]
+        for watcher in self._watchers:
+            watcher.start()
+        time.sleep(2)
+
+    def _count(self, kind: str) -> None:
+        process = subprocess.Popen(
+            ["kubectl", "get", kind, "-n", self.namespace, "--watch-only", "-o", "name"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout is not None
+        for _ in process.stdout:
+            self._writes += 1
+            if self._stop.is_set():
+                break
+        process.kill()
+
+    def write_count(self) -> int:
+        return self._writes
+
+    def deployment_names(self) -> set[str]:
+        listed = subprocess.run(
+            ["kubectl", "get", "deployments", "-n", self.namespace, "-o", "name"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return {line.split("/", 1)[-1] for line in listed.stdout.split()}
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def delete_all(self, kube: Kube, names: list[str]) -> None:
+        for kind in ("deployments", "services", "configmaps"):
+            subprocess.run(
+                ["kubectl", "delete", kind, "-n", self.namespace, "--all", "--wait=false"],
+                check=False,
+                capture_output=True,
+            )
+
+
+def start_operator(cluster: Cluster) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["TRTSERVE_LOG_LEVEL"] = os.environ.get("BENCH_OPERATOR_LOG_LEVEL", "WARNING")
+    env["TRTSERVE_HEALTH_PORT"] = "18080"
+    return subprocess.Popen(
+        [sys.executable, "-m", "trtserve_operator.cli", "run", "-n", cluster.namespace],
+        env=env,
+        stdout=LOG,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def wait_all_deployments(cluster: Cluster, names: list[str], poll: float = 0.02) -> float:
+    start = time.monotonic()
+    wanted = set(names)
+    while not wanted <= cluster.deployment_names():
+        await asyncio.sleep(poll)
+    return time.monotonic() - start
+
+
+async def wait_quiet(cluster: Cluster, quiet: float = 3.0, limit: float = 300.0) -> float:
+    """Wait until no write happened for ``quiet`` seconds (status writes after converging)."""
+    start = time.monotonic()
+    count, calm_since = cluster.write_count(), time.monotonic()
+    while time.monotonic() - start < limit:
+        await asyncio.sleep(0.2)
+        now = cluster.write_count()
+        if now != count:
+            count, calm_since = now, time.monotonic()
+        elif time.monotonic() - calm_since >= quiet:
+            break
+    return time.monotonic() - start
+
+
+async def benchmark(cluster: Cluster, count: int, idle_seconds: float) -> dict[str, Any]:
+    kube = cluster.kube()
+    settings = Settings()
+    ns = cluster.namespace
+    names = [f"bench-{i:04d}" for i in range(count)]
+    results: dict[str, Any] = {"mode": cluster.mode, "models": count}
+
+    # 1. Baseline: the children of every model, created directly.
+    created = []
+    for name in names:
+        body = trtmodel(name, ns)
+        created.append(await kube.create(body))
+    children = [
+        obj for body in created for obj in build_children(target_from_body(body), settings).all()
+    ]
+
+    async def create(obj: dict[str, Any]) -> None:
+        try:
+            await kube.create(obj)
+        except ConflictError:
+            pass
+
+    start = time.monotonic()
+    await bounded([lambda obj=obj: create(obj) for obj in children])
+    results["direct_create_children_s"] = round(time.monotonic() - start, 3)
+    await cluster.delete_all(kube, names)
+
+    # 2. Restart convergence: the operator starts and finds N TRTModels without children.
+    operator = start_operator(cluster)
+    try:
+        start = time.monotonic()
+        converge = await wait_all_deployments(cluster, names)
+        results["restart_converge_s"] = round(time.monotonic() - start, 3)
+        results["restart_converge_s_after_first_seen"] = round(converge, 3)
+        results["restart_ratio"] = round(
+            results["restart_converge_s"] / max(results["direct_create_children_s"], 1e-9), 2
+        )
+        results["settle_s"] = round(await wait_quiet(cluster), 3)
+        results["rss_mb"] = round(rss_mb(operator.pid), 1)
+
+        # 3. Idle: no write at all.
+        before = cluster.write_count()
+        await asyncio.sleep(idle_seconds)
+        results["idle_writes"] = cluster.write_count() - before
+        results["idle_seconds"] = idle_seconds
+
+        # 4. A new TRTModel -> its Deployment.
+        latencies = []
+        for i in range(LATENCY_SAMPLES):
+            name = f"lat-{i:04d}"
+            start = time.monotonic()
+            await kube.create(trtmodel(name, ns))
+            await wait_all_deployments(cluster, [name])
+            latencies.append(time.monotonic() - start)
+            if os.environ.get("BENCH_TRACE"):
+                print(
+                    f"{name} posted at {time.time() - latencies[-1]:.3f} seen after {latencies[-1]:.3f}"
+                )
+        latencies.sort()
+        results["create_to_deployment_p50_s"] = round(statistics.median(latencies), 3)
+        results["create_to_deployment_p99_s"] = round(
+            latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 3
+        )
+        results["rss_mb_end"] = round(rss_mb(operator.pid), 1)
+    finally:
+        operator.terminate()
+        operator.wait(timeout=30)
+        await kube.close()
+    return results
+
+
+def verdicts(results: dict[str, Any]) -> dict[str, bool]:
+    return {
+        "restart <= 1.5x direct": results["restart_ratio"] <= 1.5,
+        "create->Deployment p99 < 0.5 s": results["create_to_deployment_p99_s"] < 0.5,
+        "zero idle writes": results["idle_writes"] == 0,
+        "RSS < 150 MB": results["rss_mb_end"] < 150,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--kmock", action="store_true", help="in-process kmock emulator")
+    where.add_argument("--kubeconfig", action="store_true", help="the current kube context")
+    parser.add_argument("-n", "--models", type=int, default=500)
+    parser.add_argument("--namespace", default="trtserve-bench")
+    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+
+    cluster: Cluster = KmockCluster(args.namespace) if args.kmock else RealCluster(args.namespace)
+    cluster.start()
+    try:
+        results = asyncio.run(benchmark(cluster, args.models, args.idle_seconds))
+    finally:
+        cluster.stop()
+    print(yaml.safe_dump({"results": results, "targets_met": verdicts(results)}, sort_keys=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

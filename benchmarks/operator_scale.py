@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import importlib
 import os
 import statistics
 import subprocess
@@ -73,6 +75,12 @@ async def bounded(jobs: list[Callable[[], Awaitable[Any]]]) -> None:
     await asyncio.gather(*(run(job) for job in jobs))
 
 
+def emulated_cluster_class() -> Any:
+    """The tests' emulator setup (tests/operator/kmock_cluster.py), imported on demand."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "operator"))
+    return importlib.import_module("kmock_cluster").EmulatedCluster
+
+
 class Cluster:
     """Where the benchmark runs: an emulator or a real API server."""
 
@@ -104,10 +112,7 @@ class KmockCluster(Cluster):
     mode = "kmock"
 
     def start(self) -> None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "operator"))
-        from kmock_cluster import EmulatedCluster  # the tests' emulator setup
-
-        self.emulated = EmulatedCluster()
+        self.emulated = emulated_cluster_class()()
         self.emulated.start()
         self.kubeconfig = self.emulated.kubeconfig(
             Path(tempfile.mkdtemp(prefix="trtserve-bench-")) / "config"
@@ -255,10 +260,8 @@ async def benchmark(cluster: Cluster, count: int, idle_seconds: float) -> dict[s
     ]
 
     async def create(obj: dict[str, Any]) -> None:
-        try:
+        with contextlib.suppress(ConflictError):
             await kube.create(obj)
-        except ConflictError:
-            pass
 
     start = time.monotonic()
     await bounded([lambda obj=obj: create(obj) for obj in children])
@@ -293,9 +296,8 @@ async def benchmark(cluster: Cluster, count: int, idle_seconds: float) -> dict[s
             await wait_all_deployments(cluster, [name])
             latencies.append(time.monotonic() - start)
             if os.environ.get("BENCH_TRACE"):
-                print(
-                    f"{name} posted at {time.time() - latencies[-1]:.3f} seen after {latencies[-1]:.3f}"
-                )
+                posted = time.time() - latencies[-1]
+                print(f"{name} posted at {posted:.3f} seen after {latencies[-1]:.3f}")
         latencies.sort()
         results["create_to_deployment_p50_s"] = round(statistics.median(latencies), 3)
         results["create_to_deployment_p99_s"] = round(

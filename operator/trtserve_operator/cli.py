@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 import kopf
 import yaml
+from aiohttp import web
 from pydantic import ValidationError
 
 import trtserve_operator.handlers  # noqa: F401  (registers the kopf handlers)
@@ -45,14 +46,35 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """kopf settings, then the one shared API client and the services."""
     configure_kopf(settings)
-    memo["reconciler"] = Reconciler(Kube.from_environment(), Settings())
+    operator_settings = Settings()
+    reconciler = Reconciler(Kube.from_environment(), operator_settings)
+    memo["reconciler"] = reconciler
+    if operator_settings.metrics_port:
+        memo["metrics_server"] = await serve_metrics(reconciler, operator_settings.metrics_port)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    server = memo.get("metrics_server")
+    if isinstance(server, web.AppRunner):
+        await server.cleanup()
     reconciler = memo.get("reconciler")
     if isinstance(reconciler, Reconciler):
         await reconciler.kube.close()
+
+
+async def serve_metrics(reconciler: Reconciler, port: int) -> web.AppRunner:
+    """``GET /metrics`` in Prometheus text format on ``port``."""
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(text=reconciler.metrics.render(), content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()
+    return runner
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
 from kmock_cluster import EmulatedCluster
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -18,5 +25,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedCluste
         patch.setenv("KUBECONFIG", str(kubeconfig))
         patch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         patch.setenv("TRTSERVE_CONVERTER_IMAGE", "example.com/trtserve/converter:test")
+        patch.setenv("TRTSERVE_METRICS_PORT", str(free_port()))
+        patch.setenv("TRTSERVE_HEALTH_PORT", str(free_port()))
         yield emulated
     emulated.stop()

@@ -10,9 +10,11 @@ would report them.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
+import httpx2
 import pytest
 from kmock_cluster import (
     CONFIGMAPS,
@@ -296,3 +298,18 @@ def test_delete_finishes_cleanly(cluster: EmulatedCluster, operator: Any) -> Non
     cluster.delete(model_path("delete-m"))
     wait_for(lambda: cluster.get(model_path("delete-m")) is None, what="TRTModel gone")
     settle(cluster, quiet=0.5)
+
+
+def test_metrics_endpoint_counts_what_the_operator_did(
+    cluster: EmulatedCluster, operator: Any
+) -> None:
+    create_and_wait(cluster, "metrics-m")
+    port = os.environ["TRTSERVE_METRICS_PORT"]
+    text = httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    samples = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    created = 'trtserve_child_actions_total{action="create",kind="Deployment"}'
+    assert int(samples[created]) >= 1
+    assert int(samples["trtserve_status_writes_total"]) >= 1
+    assert int(samples['trtserve_events_total{type="Normal"}']) >= 1

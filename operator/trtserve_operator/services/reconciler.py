@@ -11,17 +11,19 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from trtserve_operator.api.v1alpha1 import TRTModelStatus
-from trtserve_operator.kube.errors import ConflictError, NotFoundError
+from trtserve_operator.kube.errors import ConflictError, KubeError, NotFoundError
 from trtserve_operator.kube.port import KubeApi
 from trtserve_operator.kube.resources import BY_KIND, DEPLOYMENTS
 from trtserve_operator.services.builders import build_children
 from trtserve_operator.services.builders.names import HASH_ANNOTATION
 from trtserve_operator.services.builders.target import Target
 from trtserve_operator.services.converge import Action, Step, plan
+from trtserve_operator.services.metrics import Metrics
 from trtserve_operator.services.status import (
     Blocker,
     Transition,
@@ -50,14 +52,23 @@ def utc_now() -> str:
 class Reconciler:
     """Converge + status for TRTModels; one instance per operator process."""
 
-    def __init__(self, kube: KubeApi, settings: Settings) -> None:
+    def __init__(self, kube: KubeApi, settings: Settings, metrics: Metrics | None = None) -> None:
         self.kube = kube
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self._written: dict[tuple[str, str], dict[str, Any]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     def _lock(self, target: Target) -> asyncio.Lock:
         return self._locks.setdefault((target.namespace, target.name), asyncio.Lock())
+
+    @asynccontextmanager
+    async def _counting_errors(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except KubeError as error:
+            self.metrics.inc("trtserve_api_errors_total", error=type(error).__name__)
+            raise
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop what is remembered about a deleted TRTModel."""
@@ -70,6 +81,9 @@ class Reconciler:
         resource = BY_KIND[str(desired["kind"])]
         namespace = desired["metadata"]["namespace"]
         name = desired["metadata"]["name"]
+        self.metrics.inc(
+            "trtserve_child_actions_total", kind=resource.kind, action=step.action.value
+        )
         if step.action is Action.NOOP:
             return None
         if step.action is Action.CREATE:
@@ -93,7 +107,7 @@ class Reconciler:
         status: Mapping[str, Any] | None,
     ) -> None:
         """Create/patch what differs from the rendered children, then update the status."""
-        async with self._lock(target):
+        async with self._lock(target), self._counting_errors():
             blocker = blocker_for(target, self.settings)
             children = build_children(target, self.settings)
             wanted = [children.configmap, children.service]
@@ -110,7 +124,7 @@ class Reconciler:
         self, target: Target, view: ClusterView, status: Mapping[str, Any] | None
     ) -> None:
         """Recompute the status after a Deployment or Pod changed."""
-        async with self._lock(target):
+        async with self._lock(target), self._counting_errors():
             await self._update_status(target, view, status, blocker_for(target, self.settings))
 
     async def _update_status(
@@ -149,14 +163,17 @@ class Reconciler:
         patch = status_merge_patch(old, new)
         if patch:
             await self.kube.patch_trtmodel_status(target.namespace, target.name, patch)
+            self.metrics.inc("trtserve_status_writes_total")
             self._written[key] = new
         for transition in result.transitions:
             await self.announce(target, transition)
 
     async def announce(self, target: Target, transition: Transition) -> None:
+        event_type = "Warning" if transition.warning else "Normal"
+        self.metrics.inc("trtserve_events_total", type=event_type)
         await self.kube.create_event(
             object_reference(target),
-            event_type="Warning" if transition.warning else "Normal",
+            event_type=event_type,
             reason=transition.reason,
             message=transition.message,
         )

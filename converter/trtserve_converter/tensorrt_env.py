@@ -2,8 +2,12 @@
 
 TF's private `get_loaded_tensorrt_version()` goes through the TensorRT stub, which
 aborts the process (LogFatalSymbolNotFound) when libnvinfer cannot be loaded. So it is
-only called after `is_tensorrt_enabled()` says TF was built with TensorRT AND
-libnvinfer.so.<major> has been loaded successfully with ctypes (same dlopen search path).
+only called after (1) the linked version (a compile-time constant, safe to read) shows
+TF was built with TensorRT, (2) `is_tensorrt_enabled()` (which dlopens the TensorRT
+libraries) says they load, and (3) libnvinfer.so.<major> loads with ctypes.
+
+Verified without a GPU: tensorflow-cpu 2.17.1 (linked 0.0.0) and the GPU wheel
+tensorflow 2.17.1 without TensorRT libraries installed (linked 8.6.1, not enabled).
 """
 
 # TensorFlow and the transports are imported lazily: --help, argument errors and a
@@ -83,7 +87,9 @@ def probe_tensorrt() -> TensorRTInfo:
 
     tf_version = str(tf.__version__)
     utils = _py_utils()
-    if utils is None or not utils.is_tensorrt_enabled():
+    # The linked version is a compile-time constant: (0, 0, 0) without TensorRT support.
+    linked_tuple = tuple(utils.get_linked_tensorrt_version()) if utils is not None else ()
+    if utils is None or not any(linked_tuple):
         return TensorRTInfo(
             tensorflow_version=tf_version,
             gpu=gpu_name(),
@@ -93,25 +99,31 @@ def probe_tensorrt() -> TensorRTInfo:
                 "precision NATIVE"
             ),
         )
-    linked_tuple = tuple(utils.get_linked_tensorrt_version())
     linked = _version_text(linked_tuple)
     library = f"libnvinfer.so.{linked_tuple[0]}"
-    try:
-        ctypes.CDLL(library)
-    except OSError as error:
+    # is_tensorrt_enabled() dlopens the TensorRT libraries (false when they are missing);
+    # the ctypes load double-checks the exact library the stub would abort on.
+    problem = None
+    if not utils.is_tensorrt_enabled():
+        problem = "TensorFlow could not load the TensorRT libraries"
+    else:
+        try:
+            ctypes.CDLL(library)
+        except OSError as error:
+            problem = f"{library} cannot be loaded ({error})"
+    if problem is not None:
         return TensorRTInfo(
             tensorflow_version=tf_version,
             linked=linked,
             gpu=gpu_name(),
             problem=(
-                f"TensorFlow is linked against TensorRT {linked} but {library} cannot be "
-                f"loaded ({error}): install libnvinfer{linked_tuple[0]} {linked} and "
-                "libnvinfer-plugin in the image or fix LD_LIBRARY_PATH"
+                f"TensorFlow {tf_version} is linked against TensorRT {linked} but {problem}: "
+                f"install libnvinfer{linked_tuple[0]} and libnvinfer-plugin{linked_tuple[0]} "
+                f"{linked} (the converter image has them) or fix LD_LIBRARY_PATH"
             ),
         )
     loaded = _version_text(utils.get_loaded_tensorrt_version())
     gpu = gpu_name()
-    problem = None
     if gpu is None:
         problem = (
             "no GPU is visible to TensorFlow: request nvidia.com/gpu for the pod and check "

@@ -66,3 +66,43 @@ def test_fp16_on_cpu_tensorflow_exits_30_without_crashing(models: Any, tmp_path:
     data = json.loads(report.read_text())
     assert (data["reason"], data["exitCode"]) == ("TensorRTUnavailable", 30)
     assert "TensorRTUnavailable" in result.stderr
+
+
+GPU_WHEEL_PYTHON = os.environ.get("TRTSERVE_TF_GPU_PYTHON")
+
+
+@pytest.mark.skipif(
+    not GPU_WHEEL_PYTHON,
+    reason="opt-in: set TRTSERVE_TF_GPU_PYTHON to a python with the GPU wheel tensorflow==2.17.1 "
+    "(and pydantic, fsspec) but without TensorRT libraries",
+)
+def test_gpu_wheel_without_tensorrt_libraries_exits_30(models: Any, tmp_path: Path) -> None:
+    """The GPU build is linked against TensorRT 8.6.1; without libnvinfer it must not abort."""
+    report = tmp_path / "termination-log"
+    converter_src = Path(__file__).resolve().parents[2] / "converter"
+    result = subprocess.run(
+        [
+            str(GPU_WHEEL_PYTHON),
+            "-m",
+            "trtserve_converter",
+            "--source",
+            str(models.classifier),
+            "--model-name",
+            "clf",
+            "--precision",
+            "FP16",
+            "--output-base",
+            str(tmp_path / "models"),
+            "--report-path",
+            str(report),
+        ],
+        env={**os.environ, "PYTHONPATH": str(converter_src)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 30, result.stderr
+    data = json.loads(report.read_text())
+    assert data["tensorrtLinked"] == "8.6.1"
+    assert "libnvinfer8" in data["message"]

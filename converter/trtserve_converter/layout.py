@@ -86,17 +86,24 @@ def publish(staging: Path, final: Path) -> None:
 
 
 def copy_tree(source: Path, target: Path) -> int:
-    """Copy a SavedModel directory byte for byte; returns the bytes copied.
+    """Copy a SavedModel directory's contents; returns the bytes copied.
 
-    Contents only (no permission bits): read-only sources stay writable copies, and
-    symlinks are followed, so the output never points outside itself.
+    Contents only (no permission bits): read-only sources give writable copies. Links
+    are followed (the output never points outside itself); a directory reached twice
+    through links is copied once, so link loops end.
     """
     copied = 0
     target.mkdir(parents=True)
-    for root, dirs, files in os.walk(source, followlinks=False):
+    visited: set[str] = set()
+    for root, dirs, files in os.walk(source, followlinks=True):
+        real = os.path.realpath(root)
+        if real in visited:
+            dirs[:] = []
+            continue
+        visited.add(real)
         relative = Path(root).relative_to(source)
         for name in dirs:
-            (target / relative / name).mkdir()
+            (target / relative / name).mkdir(exist_ok=True)
         for name in files:
             shutil.copyfile(Path(root) / name, target / relative / name)
             copied += (target / relative / name).stat().st_size

@@ -20,7 +20,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 import trtserve_operator.handlers  # noqa: F401  (registers the kopf handlers)
-from trtserve_operator.api.crd import build_crd
+from trtserve_operator.api.crd import render_crd
 from trtserve_operator.api.v1alpha1 import API_VERSION, KIND
 from trtserve_operator.api.validation import describe_validation_error
 from trtserve_operator.handlers.lifecycle import configure_kopf
@@ -173,7 +173,7 @@ def render(path: Path, namespace: str, settings: Settings, out: TextIO, err: Tex
 
 
 def print_crd(out: TextIO) -> int:
-    yaml.safe_dump(build_crd(), out, sort_keys=False)
+    out.write(render_crd())
     return 0
 
 

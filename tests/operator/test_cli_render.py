@@ -9,7 +9,8 @@ import pytest
 import yaml
 from builder_inputs import EXAMPLES, SETTINGS, rendered
 
-from trtserve_operator.cli import build_parser, render
+from trtserve_operator.api.crd import render_crd
+from trtserve_operator.cli import build_parser, main, render
 
 
 def test_render_prints_the_builders_output_for_an_example() -> None:
@@ -61,3 +62,10 @@ def test_run_accepts_namespace_scoping() -> None:
     assert args.namespace == ["a", "b"]
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "-n", "a", "--all-namespaces"])
+
+
+def test_crd_command_prints_the_committed_crd(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["crd"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == render_crd()
+    assert yaml.safe_load(printed)["kind"] == "CustomResourceDefinition"

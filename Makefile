@@ -70,9 +70,11 @@ crd: $(VENV)/.installed
 render: operator-setup
 	$(OPERATOR_VENV)/bin/trtserve-operator render -f $(or $(EXAMPLE),examples/resnet50-fp16-s3.yaml)
 
-# Needs a GPU node with Docker and the NVIDIA container toolkit (see docs/converter.md).
+# Needs a GPU node with Docker and the NVIDIA container toolkit (see docs/converter.md): runs
+# the converter image's TF-TRT path in FP16 and INT8 and prints both reports.
+CONVERTER_IMAGE ?= trtserve/converter:0.1.0
 gpu-smoke:
-	bash scripts/gpu-smoke.sh
+	docker run --rm --gpus all -i $(CONVERTER_IMAGE) bash -s < scripts/gpu-smoke.sh
 
 # Needs a Docker engine (there is none in CI): see docs/admin.md.
 images:

@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from trtserve_operator.api.v1alpha1 import TRTModelStatus
-from trtserve_operator.kube.errors import ConflictError, KubeError, NotFoundError
+from trtserve_operator.kube.errors import ConflictError, KubeError, NotFoundError, TransientError
 from trtserve_operator.kube.port import KubeApi
 from trtserve_operator.kube.resources import BY_KIND, DEPLOYMENTS
 from trtserve_operator.services.builders import build_children
@@ -43,6 +45,17 @@ class ClusterView(Protocol):
     def child(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None: ...
 
     def pods(self, namespace: str, instance: str) -> Sequence[Mapping[str, Any]]: ...
+
+
+def _parse_status(wire: Mapping[str, Any]) -> TRTModelStatus | None:
+    """The stored status, or ``None`` when there is none or it was mangled by hand."""
+    if not wire:
+        return None
+    try:
+        return TRTModelStatus.model_validate(wire)
+    except ValidationError:
+        logger.warning("Ignoring an unreadable status: it is rewritten from scratch")
+        return None
 
 
 def utc_now() -> str:
@@ -89,10 +102,14 @@ class Reconciler:
         if step.action is Action.CREATE:
             try:
                 return await self.kube.create(desired)
-            except ConflictError:
+            except ConflictError as conflict:
                 # The cache had not seen it yet: compare with the real object instead.
                 actual = await self.kube.get(resource, namespace, name)
-                return await self.apply(plan(desired, actual))
+                retry = plan(desired, actual)
+                if retry.action is Action.CREATE:
+                    # Still being deleted (foreground deletion): try again later.
+                    raise TransientError(f"{conflict} (the old object is being deleted)") from None
+                return await self.apply(retry)
         assert step.patch is not None
         logger.info("Patching %s %s/%s back to the rendered spec", resource.kind, namespace, name)
         try:
@@ -149,7 +166,7 @@ class Reconciler:
         old = self._written.get(key)
         if old is None:
             old = dict(status or {})
-        previous = TRTModelStatus.model_validate(old) if old else None
+        previous = _parse_status(old)
         result = compute_status(
             target,
             deployment=deployment,

@@ -242,17 +242,22 @@ async def wait_all_deployments(cluster: Cluster, names: list[str], poll: float =
     return time.monotonic() - start
 
 
-async def wait_quiet(cluster: Cluster, quiet: float = 3.0, limit: float = 300.0) -> float:
-    """Wait until no write happened for ``quiet`` seconds (status writes after converging)."""
+async def wait_operator_idle(
+    cluster: Cluster, pid: int, window: float = 2.0, limit: float = 1800.0
+) -> float:
+    """Wait until the operator neither writes nor computes for two windows in a row.
+
+    A slow API server (kmock) can delay the operator's first requests by many seconds, so
+    "no write for a while" alone would end the wait before the operator even started.
+    """
     start = time.monotonic()
-    count, calm_since = cluster.write_count(), time.monotonic()
-    while time.monotonic() - start < limit:
-        await asyncio.sleep(0.2)
-        now = cluster.write_count()
-        if now != count:
-            count, calm_since = now, time.monotonic()
-        elif time.monotonic() - calm_since >= quiet:
-            break
+    calm = 0
+    cpu, writes = cpu_seconds(pid), cluster.write_count()
+    while time.monotonic() - start < limit and calm < 2:
+        await asyncio.sleep(window)
+        now_cpu, now_writes = cpu_seconds(pid), cluster.write_count()
+        calm = calm + 1 if now_cpu - cpu < 0.05 and now_writes == writes else 0
+        cpu, writes = now_cpu, now_writes
     return time.monotonic() - start
 
 
@@ -292,7 +297,7 @@ async def benchmark(cluster: Cluster, count: int, idle_seconds: float) -> dict[s
         results["restart_ratio"] = round(
             results["restart_converge_s"] / max(results["direct_create_children_s"], 1e-9), 2
         )
-        results["settle_s"] = round(await wait_quiet(cluster), 3)
+        results["settle_s"] = round(await wait_operator_idle(cluster, operator.pid), 3)
         results["rss_mb"] = round(rss_mb(operator.pid), 1)
 
         # 3. Idle: no write at all.
@@ -350,15 +355,23 @@ async def preloaded_benchmark(cluster: KmockCluster, count: int, idle: float) ->
             child["metadata"]["uid"] = f"uid-{i}-{child['kind']}"
             objects[plural[child["kind"]], ns, child["metadata"]["name"]] = child
     results: dict[str, Any] = {"mode": cluster.mode + " (preloaded store)", "models": count}
+
+    def with_status() -> int:
+        return sum(
+            1
+            for (resource, namespace, _), obj in list(objects.items())
+            if resource.plural == "trtmodels" and namespace == ns and obj.get("status")
+        )
+
     for run in ("first_start", "restart"):
         before = cluster.write_count()
         operator = start_operator(cluster)
         try:
             started = time.monotonic()
-            await asyncio.sleep(3)
-            await wait_quiet(cluster, quiet=5.0, limit=1800)
+            await wait_operator_idle(cluster, operator.pid)
             results[f"{run}_writes"] = cluster.write_count() - before
             results[f"{run}_quiet_after_s"] = round(time.monotonic() - started, 1)
+            results[f"{run}_models_with_status"] = with_status()
             results[f"{run}_rss_mb"] = round(rss_mb(operator.pid), 1)
             results[f"{run}_operator_cpu_s"] = round(cpu_seconds(operator.pid), 2)
             idle_before = cluster.write_count()

@@ -8,6 +8,7 @@ the operator with ``kopf run -m trtserve_operator.cli``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -25,10 +26,14 @@ from trtserve_operator.api.v1alpha1 import API_VERSION, KIND
 from trtserve_operator.api.validation import describe_validation_error
 from trtserve_operator.handlers.lifecycle import configure_kopf
 from trtserve_operator.kube.client import Kube
+from trtserve_operator.memory import trim_periodically
 from trtserve_operator.services.builders import build_children
 from trtserve_operator.services.reconciler import Reconciler
 from trtserve_operator.services.targets import blocker_for, target_from_body
 from trtserve_operator.settings import Settings
+
+HEAP_TRIM_INTERVAL = 15.0
+"""Seconds between returning freed heap to the OS (see :mod:`trtserve_operator.memory`)."""
 
 
 @kopf.on.login()
@@ -49,12 +54,16 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     operator_settings = Settings()
     reconciler = Reconciler(Kube.from_environment(), operator_settings)
     memo["reconciler"] = reconciler
+    memo["heap_trimmer"] = asyncio.create_task(trim_periodically(HEAP_TRIM_INTERVAL))
     if operator_settings.metrics_port:
         memo["metrics_server"] = await serve_metrics(reconciler, operator_settings.metrics_port)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    trimmer = memo.get("heap_trimmer")
+    if isinstance(trimmer, asyncio.Task):
+        trimmer.cancel()
     server = memo.get("metrics_server")
     if isinstance(server, web.AppRunner):
         await server.cleanup()

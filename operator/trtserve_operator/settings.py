@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     health_port: Annotated[int, Field(ge=1, le=65535)] = 8080
     metrics_port: Annotated[int, Field(ge=0, le=65535, description="0 disables metrics.")] = 0
+    max_concurrent_reconciles: Annotated[
+        int, Field(ge=1, le=1024, description="TRTModels converged at the same time.")
+    ] = 16
 
     @field_validator("namespaces", mode="before")
     @classmethod

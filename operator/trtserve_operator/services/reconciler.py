@@ -69,6 +69,9 @@ class Reconciler:
         self.kube = kube
         self.settings = settings
         self.metrics = metrics or Metrics()
+        # Bounds how many models are rendered and applied at once (a restart resumes every
+        # model together): keeps the memory peak and the burst on the API server small.
+        self._slots = asyncio.Semaphore(settings.max_concurrent_reconciles)
         self._written: dict[tuple[str, str], dict[str, Any]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
@@ -124,7 +127,7 @@ class Reconciler:
         status: Mapping[str, Any] | None,
     ) -> None:
         """Create/patch what differs from the rendered children, then update the status."""
-        async with self._lock(target), self._counting_errors():
+        async with self._slots, self._lock(target), self._counting_errors():
             blocker = blocker_for(target, self.settings)
             children = build_children(target, self.settings)
             wanted = [children.configmap, children.service]
@@ -141,7 +144,7 @@ class Reconciler:
         self, target: Target, view: ClusterView, status: Mapping[str, Any] | None
     ) -> None:
         """Recompute the status after a Deployment or Pod changed."""
-        async with self._lock(target), self._counting_errors():
+        async with self._slots, self._lock(target), self._counting_errors():
             await self._update_status(target, view, status, blocker_for(target, self.settings))
 
     async def _update_status(

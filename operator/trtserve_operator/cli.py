@@ -25,6 +25,7 @@ from trtserve_operator.api.crd import render_crd
 from trtserve_operator.api.v1alpha1 import API_VERSION, KIND
 from trtserve_operator.api.validation import describe_validation_error
 from trtserve_operator.handlers.lifecycle import configure_kopf
+from trtserve_operator.handlers.retries import Retries
 from trtserve_operator.kube.client import Kube
 from trtserve_operator.memory import trim_periodically
 from trtserve_operator.services.builders import build_children
@@ -61,6 +62,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    retries = memo.get("retries")
+    if isinstance(retries, Retries):
+        retries.cancel_all()
     trimmer = memo.get("heap_trimmer")
     if isinstance(trimmer, asyncio.Task):
         trimmer.cancel()

@@ -5,9 +5,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from builder_inputs import EXAMPLES, rendered
+from builder_inputs import EXAMPLES, SETTINGS, rendered
 
+from trtserve_operator.api.v1alpha1 import TRTModelSpec
+from trtserve_operator.services.builders import build_children
+from trtserve_operator.services.builders.target import Target
 from trtserve_operator.services.converge import Action, contains, plan
+from trtserve_operator.services.quantities import parse_quantity
 
 
 def desired() -> dict[str, Any]:
@@ -66,3 +70,41 @@ def test_contains_compares_lists_by_position_and_length() -> None:
     assert contains({"a": [{"x": 1, "y": 2}]}, {"a": [{"x": 1}]})
     assert not contains({"a": [{"x": 1}, {"x": 2}]}, {"a": [{"x": 1}]})
     assert not contains({"a": "1"}, {"a": 1})
+
+
+def test_quantities_in_canonical_form_are_not_a_difference() -> None:
+    wanted = rendered_with_resources({"cpu": "0.5", "memory": "1024Mi"}, {"memory": "2Gi"})
+    actual = as_returned_by_the_api(wanted)
+    for container in actual["spec"]["template"]["spec"]["containers"]:
+        container["resources"] = {
+            "requests": {"cpu": "500m", "memory": "1Gi"},
+            "limits": {"memory": "2048Mi", "nvidia.com/gpu": "1"},
+        }
+    for container in actual["spec"]["template"]["spec"]["initContainers"]:
+        container["resources"] = copy.deepcopy(
+            actual["spec"]["template"]["spec"]["containers"][0]["resources"]
+        )
+    assert plan(wanted, actual).action is Action.NOOP
+    actual["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "600m"
+    assert plan(wanted, actual).action is Action.PATCH
+
+
+def test_quantity_parsing() -> None:
+    assert parse_quantity("500m") == parse_quantity("0.5")
+    assert parse_quantity("1Gi") == parse_quantity("1024Mi") == 2**30
+    assert parse_quantity("1e3") == parse_quantity("1k") == 1000
+    assert parse_quantity("12Qi") is None
+    assert parse_quantity("latest") is None
+    # Outside requests/limits, text is text.
+    assert not contains({"value": "1k"}, {"value": "1000"})
+
+
+def rendered_with_resources(requests: dict[str, str], limits: dict[str, str]) -> dict[str, Any]:
+    spec = TRTModelSpec.model_validate(
+        {
+            "source": {"uri": "s3://b/m"},
+            "serving": {"resources": {"requests": requests, "limits": limits}},
+        }
+    )
+    target = Target("m", "ns", spec, uid="u")
+    return build_children(target, SETTINGS).deployment

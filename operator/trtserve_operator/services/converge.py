@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from trtserve_operator.services.quantities import same_quantity
+
 MANAGED_TOP_LEVEL = ("spec", "data")
 MANAGED_METADATA = ("labels", "annotations", "ownerReferences")
 
@@ -31,11 +33,17 @@ class Step:
     patch: Mapping[str, Any] | None = None
 
 
-def contains(actual: Any, desired: Any) -> bool:
+QUANTITY_MAPS = frozenset({"requests", "limits"})
+"""Keys whose values are resource quantities (compared by value, see quantities.py)."""
+
+
+def contains(actual: Any, desired: Any, *, quantities: bool = False) -> bool:
     """Whether ``actual`` holds every field of ``desired`` with the same value."""
     if isinstance(desired, Mapping):
         return isinstance(actual, Mapping) and all(
-            key in actual and contains(actual[key], value) for key, value in desired.items()
+            key in actual
+            and contains(actual[key], value, quantities=quantities or key in QUANTITY_MAPS)
+            for key, value in desired.items()
         )
     if isinstance(desired, list):
         return (
@@ -43,6 +51,8 @@ def contains(actual: Any, desired: Any) -> bool:
             and len(actual) == len(desired)
             and all(contains(a, d) for a, d in zip(actual, desired, strict=True))
         )
+    if quantities:
+        return same_quantity(actual, desired)
     return bool(actual == desired)
 
 

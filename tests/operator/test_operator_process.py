@@ -118,8 +118,12 @@ def test_create_makes_owned_children_status_and_events(
     )
     assert {c["type"] for c in status["conditions"]} == {"Converted", "Available", "Ready"}
     assert all(c["observedGeneration"] == 1 for c in status["conditions"])
-    reasons = {e["reason"] for e in wait_for(lambda: events_for(cluster, "create-m"))}
-    assert "Pending" in reasons
+    (applied,) = wait_for(lambda: events_for(cluster, "create-m"))
+    assert applied["reason"] == "Applied"
+    assert applied["type"] == "Normal"
+    assert applied["involvedObject"]["uid"] == "uid-create-m"
+    for kind in ("ConfigMap create-m-batching", "Service create-m", "Deployment create-m"):
+        assert f"created {kind}" in applied["message"]
 
 
 def test_spec_update_patches_deployment_and_changes_template_hash(
@@ -171,6 +175,12 @@ def test_hand_edited_child_is_put_back(cluster: EmulatedCluster, operator: Any) 
             (cluster.get(f"{SERVICES.format(ns=NS)}/edit-m") or {})["spec"]["type"] == "ClusterIP"
         ),
         what="service type restored",
+    )
+    wait_for(
+        lambda: any(
+            "patched Service edit-m" in e["message"] for e in events_for(cluster, "edit-m")
+        ),
+        what="an Applied event naming the patched child",
     )
 
 

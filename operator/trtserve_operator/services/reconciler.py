@@ -134,10 +134,19 @@ class Reconciler:
             if blocker is None:
                 wanted.append(children.deployment)
             applied: dict[str, Mapping[str, Any] | None] = {}
+            changes: list[str] = []
             for desired in wanted:
                 meta = desired["metadata"]
                 actual = view.child(desired["kind"], meta["namespace"], meta["name"])
-                applied[desired["kind"]] = await self.apply(plan(desired, actual)) or actual
+                step = plan(desired, actual)
+                applied[desired["kind"]] = await self.apply(step) or actual
+                if step.action is not Action.NOOP:
+                    done = "created" if step.action is Action.CREATE else "patched"
+                    changes.append(f"{done} {desired['kind']} {meta['name']}")
+            if changes:
+                await self.announce(
+                    target, Transition(warning=False, reason="Applied", message="; ".join(changes))
+                )
             await self._update_status(target, view, status, blocker, applied.get("Deployment"))
 
     async def refresh_status(

@@ -160,6 +160,18 @@ def _condition(
     )
 
 
+def _announced(before: Condition | None, now: Condition, *, warning: bool) -> bool:
+    """Whether a condition change is worth an Event.
+
+    A change of status or reason is; a condition seen for the first time only when it
+    already says something (True, or a failure): "not converted yet" on a new TRTModel
+    is no news.
+    """
+    if before is None:
+        return warning or now.status is ConditionStatus.TRUE
+    return (before.status, before.reason) != (now.status, now.reason)
+
+
 def compute_status(
     target: Target,
     *,
@@ -189,8 +201,7 @@ def compute_status(
             message=f"{c.type}={c.status.value}: {c.message}",
         )
         for c in conditions
-        if c.type not in before
-        or (before[c.type].status, before[c.type].reason) != (c.status, c.reason)
+        if _announced(before.get(c.type), c, warning=verdicts[c.type].warning)
     ]
     status = TRTModelStatus(
         phase=_phase(converted, verdicts[READY]),

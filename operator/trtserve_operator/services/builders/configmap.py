@@ -8,7 +8,7 @@ from trtserve_operator.services.builders.batching import render_batching_paramet
 from trtserve_operator.services.builders.names import (
     BATCHING_FILE,
     batching_configmap_name,
-    labels,
+    child_metadata,
 )
 from trtserve_operator.services.builders.target import Target
 
@@ -19,11 +19,6 @@ def build_batching_configmap(target: Target) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {
-            "name": batching_configmap_name(target),
-            "namespace": target.namespace,
-            "labels": labels(target, component="batching-config"),
-            "ownerReferences": [target.owner_reference()],
-        },
+        "metadata": child_metadata(target, batching_configmap_name(target), "batching-config"),
         "data": {BATCHING_FILE: render_batching_parameters(target.spec.serving.batching)},
     }

@@ -24,6 +24,7 @@ from trtserve_operator.services.builders.names import (
     SERVING_CONTAINER,
     SOURCE_SECRET_DIR,
     batching_configmap_name,
+    child_metadata,
     labels,
     selector_labels,
 )
@@ -244,12 +245,7 @@ def build_deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": target.name,
-            "namespace": target.namespace,
-            "labels": labels(target),
-            "ownerReferences": [target.owner_reference()],
-        },
+        "metadata": child_metadata(target, target.name),
         "spec": {
             "replicas": target.spec.serving.replicas,
             "selector": {"matchLabels": selector_labels(target)},

@@ -40,6 +40,16 @@ def labels(target: Target, component: str = "serving") -> dict[str, str]:
     }
 
 
+def child_metadata(target: Target, name: str, component: str = "serving") -> dict[str, object]:
+    """``metadata`` of a child: namespace, labels and the controller ownerReference."""
+    return {
+        "name": name,
+        "namespace": target.namespace,
+        "labels": labels(target, component),
+        "ownerReferences": [target.owner_reference()],
+    }
+
+
 def selector_string(target: Target) -> str:
     """``status.selector`` for the scale subresource (label-selector string form)."""
     return ",".join(f"{key}={value}" for key, value in sorted(selector_labels(target).items()))

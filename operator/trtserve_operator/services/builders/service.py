@@ -7,7 +7,7 @@ from typing import Any
 from trtserve_operator.services.builders.names import (
     GRPC_PORT,
     REST_PORT,
-    labels,
+    child_metadata,
     selector_labels,
 )
 from trtserve_operator.services.builders.target import Target
@@ -18,12 +18,7 @@ def build_service(target: Target) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": target.name,
-            "namespace": target.namespace,
-            "labels": labels(target),
-            "ownerReferences": [target.owner_reference()],
-        },
+        "metadata": child_metadata(target, target.name),
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(target),

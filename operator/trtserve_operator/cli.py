@@ -27,6 +27,7 @@ from trtserve_operator.api.validation import describe_validation_error
 from trtserve_operator.handlers.lifecycle import configure_kopf
 from trtserve_operator.handlers.retries import Retries
 from trtserve_operator.kube.client import Kube
+from trtserve_operator.kube.errors import ConfigurationError
 from trtserve_operator.memory import trim_periodically
 from trtserve_operator.services.builders import build_children
 from trtserve_operator.services.reconciler import Reconciler
@@ -139,6 +140,11 @@ def run_operator(args: argparse.Namespace, settings: Settings) -> int:
     namespaces: Sequence[str] = (
         () if args.all_namespaces else (args.namespace or settings.namespaces)
     )
+    try:
+        Kube.load_config()
+    except ConfigurationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     configure_logging(settings)
     kopf.run(
         standalone=True,

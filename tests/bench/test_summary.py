@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from types import SimpleNamespace
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from trtserve_converter.bench.display import print_result
 from trtserve_converter.bench.errors import ErrorRateExceeded
 from trtserve_converter.bench.runner import EndpointRun, Plan, RunState
 from trtserve_converter.bench.stats import Round, level_stats
@@ -166,3 +168,21 @@ def test_no_nan_ever() -> None:
     level = json.loads(text)["target"]["levels"][0]
     assert level["p50Ms"] is None
     assert level["qps"] == 0.0
+
+
+def test_the_table_and_the_comparison_lines() -> None:
+    run = state((1, 16))
+    # at c=16 the baseline is as fast as the target, within its round-to-round spread
+    run.baseline.levels[-1] = run.target.levels[-1]  # type: ignore[union-attr]
+    stream = io.StringIO()
+    print_result(run, stream)
+    text = stream.getvalue()
+    assert "target" in text
+    assert "baseline" in text
+    assert "resnet50-native.models.svc.cluster.local:8500" in text
+    assert (
+        "concurrency 1: QPS +62.0 %, p50 -38.3 %, p99 -38.3 % vs baseline (noise ±4.0 %)\n" in text
+    )
+    assert "concurrency 16: QPS +0.0 %" in text
+    assert "within the noise, no measurable difference" in text
+    assert "speedup (QPS at the highest concurrency): 1.00x" in text

@@ -32,6 +32,7 @@ from trtserve_converter.bench.stats import Comparison, LevelStats
 from trtserve_converter.bench.summary import comparison_of, comparison_phrase
 
 TICK_SECONDS = 0.25
+TABLE_WIDTH = 120
 
 
 class NoProgress:
@@ -113,14 +114,16 @@ def _row(role: str, stats: LevelStats) -> list[str]:
 def print_result(state: RunState, stream: IO[str] | None = None) -> None:
     """The result table and, with a baseline, the comparison per level."""
     console = Console(file=stream, highlight=False)
+    if not console.is_terminal:  # a log or a pipe: no reason to squeeze into 80 columns
+        console.width = TABLE_WIDTH
     endpoints = ", ".join(f"{run.role} {run.transport.address}" for run in state.endpoints)
     table = Table(
         title=f"{state.target.transport.model_name} ({state.plan.signature_key}): {endpoints}",
         caption="latencies in ms; spread: QPS between rounds",
     )
     for column in ("conc.", "", "requests", "errors", "QPS", "p50", "p90", "p99", "max"):
-        table.add_column(column, justify="right")
-    table.add_column("spread", justify="right")
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("spread", justify="right", no_wrap=True)
     baseline = {s.concurrency: s for s in state.baseline.levels} if state.baseline else {}
     for stats in state.target.levels:
         table.add_row(*_row("target", stats))
@@ -131,7 +134,9 @@ def print_result(state: RunState, stream: IO[str] | None = None) -> None:
     if comparison is None:
         return
     for level in comparison.levels:
-        console.print(f"concurrency {level.concurrency}: {comparison_phrase(level)}")
+        console.print(
+            f"concurrency {level.concurrency}: {comparison_phrase(level)}", soft_wrap=True
+        )
     if comparison.speedup is not None:
         console.print(f"speedup (QPS at the highest concurrency): {comparison.speedup:.2f}x")
 

@@ -125,11 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TEXT_LOG_FORMAT = "[%(asctime)s] %(name)s [%(levelname)-8.8s] %(message)s"
+"""kopf's ``FULL`` format with the whole logger name: kopf pads and cuts it to 20
+characters, which leaves ``trtserve_operator.ha`` of ``trtserve_operator.handlers...``."""
+
+
 def configure_logging(settings: Settings) -> None:
     kopf.configure(
         debug=settings.log_level == "DEBUG",
         verbose=settings.log_level in ("DEBUG", "INFO"),
-        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
+        # kopf annotates LogFormat but takes a format string too (make_formatter: case str()).
+        log_format=(
+            kopf.LogFormat.JSON if settings.log_format == "json" else TEXT_LOG_FORMAT  # type: ignore[arg-type]
+        ),
     )
     logging.getLogger().setLevel(settings.log_level)
     # The HTTP client logs every request at INFO: keep it for DEBUG only.

@@ -67,8 +67,7 @@ def _constraints(node: Schema) -> str:
     embedded = core_type(node)
     if embedded:
         parts.append(
-            f"core/v1 {embedded}: validated with the Kubernetes {corev1.KUBERNETES_VERSION} "
-            "schema"
+            f"core/v1 {embedded}: validated with the Kubernetes {corev1.KUBERNETES_VERSION} schema"
         )
     if "enum" in node:
         parts.append("one of " + ", ".join(f"`{value}`" for value in node["enum"]))

@@ -60,15 +60,21 @@ test: setup lint pytest
 
 # --- helpers ---------------------------------------------------------------------------------
 
-# Regenerate everything derived from the typed models: the CRD, its copy in the chart and the
-# reference tables in docs/api.md (tests fail when any of them is stale).
+# Regenerate everything derived from the typed models: the embedded core/v1 schemas (from
+# kubernetes-validate), the CRD, its copy in the chart and the reference tables in
+# docs/api.md (tests fail when any of them is stale).
 crd: $(VENV)/.installed
+	$(VENV)/bin/python -m trtserve_operator.api.corev1 > operator/trtserve_operator/api/corev1-schemas.json
 	$(VENV)/bin/python -m trtserve_operator.api.crd > crds/trtmodels.yaml
 	cp crds/trtmodels.yaml charts/trtserve/files/crds/trtmodels.yaml
 	$(VENV)/bin/python -m trtserve_operator.api.reference docs/api.md
 
-render: operator-setup
-	$(OPERATOR_VENV)/bin/trtserve-operator render -f $(or $(EXAMPLE),examples/resnet50-fp16-s3.yaml)
+# Prints YAML only, so `make render > x.yaml` is a manifest file: the setup (and make's echo
+# of its commands) goes to stderr and the render command is not echoed. RENDER_ARGS passes
+# more options, e.g. RENDER_ARGS=--no-owner.
+render:
+	@$(MAKE) --no-print-directory operator-setup >&2
+	@$(OPERATOR_VENV)/bin/trtserve-operator render -f $(or $(EXAMPLE),examples/resnet50-fp16-s3.yaml) $(RENDER_ARGS)
 
 # Needs a GPU node with Docker and the NVIDIA container toolkit (see docs/converter.md): runs
 # the converter image's TF-TRT path in FP16 and INT8 and prints both reports.

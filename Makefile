@@ -41,7 +41,11 @@ tools:
 
 # Installs the CRD into the cluster of the current kubeconfig context and runs the operator in
 # the foreground (Ctrl-C stops it). Scope it with TRTSERVE_NAMESPACES=ns1,ns2.
+# `trtserve-operator check` first: without a reachable cluster it prints one line naming the
+# kubeconfig and context (kubectl would print its openapi download advice instead).
 run: operator-setup
+	@$(OPERATOR_VENV)/bin/trtserve-operator check
+	@command -v kubectl >/dev/null || { echo "error: make run needs kubectl on PATH to install the CRD (or: kubectl apply --server-side -f crds/trtmodels.yaml elsewhere, then .venv-operator/bin/trtserve-operator run)" >&2; exit 1; }
 	kubectl apply --server-side -f crds/trtmodels.yaml
 	$(OPERATOR_VENV)/bin/trtserve-operator run
 

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ from trtserve_operator.api.v1alpha1 import API_VERSION, KIND
 from trtserve_operator.api.validation import describe_validation_error
 from trtserve_operator.handlers.lifecycle import configure_kopf
 from trtserve_operator.handlers.retries import Retries
-from trtserve_operator.kube.client import Kube
+from trtserve_operator.kube.client import Kube, check_reachable
 from trtserve_operator.kube.errors import ConfigurationError
 from trtserve_operator.memory import trim_periodically
 from trtserve_operator.services.builders import build_children
@@ -132,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("crd", help="print the TRTModel CustomResourceDefinition")
+    commands.add_parser(
+        "check",
+        help="check that the Kubernetes configuration works and its API server answers",
+    )
     return parser
 
 
@@ -154,14 +159,43 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
+def check(out: TextIO, err: TextIO) -> int:
+    """``trtserve-operator check``: is there a configuration and does its API server answer?"""
+    try:
+        print(check_reachable(Kube.load_config()), file=out)
+    except ConfigurationError as error:
+        print(f"error: {error}", file=err)
+        return 2
+    return 0
+
+
+def _health_port_free(port: int) -> str | None:
+    """Why kopf could not serve ``/healthz`` on ``port``, or None (kopf would fail later,
+    with a traceback, after connecting)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError as error:
+            return (
+                f"the health port {port} is not free ({error.strerror}): set "
+                "TRTSERVE_HEALTH_PORT to a free port"
+            )
+    return None
+
+
 def run_operator(args: argparse.Namespace, settings: Settings) -> int:
     namespaces: Sequence[str] = (
         () if args.all_namespaces else (args.namespace or settings.namespaces)
     )
     try:
-        Kube.load_config()
+        check_reachable(Kube.load_config())
     except ConfigurationError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    busy = _health_port_free(settings.health_port)
+    if busy:
+        print(f"error: {busy}", file=sys.stderr)
         return 2
     configure_logging(settings)
     kopf.run(
@@ -285,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     if args.command == "run":
         return run_operator(args, settings)
+    if args.command == "check":
+        return check(sys.stdout, sys.stderr)
     if args.command == "render":
         return _to_stdout(
             lambda: render(

@@ -103,7 +103,7 @@ def test_default_env_values(default: Rendered) -> None:
         "TRTSERVE_NAMESPACES": "",
         "TRTSERVE_LOG_FORMAT": "text",
         "TRTSERVE_LOG_LEVEL": "INFO",
-        "TRTSERVE_HEALTH_PORT": "8080",
+        "TRTSERVE_HEALTH_PORT": "19080",
         "TRTSERVE_METRICS_PORT": "0",
     }
 

@@ -124,6 +124,8 @@ def check_reachable(config: KubeConfig, timeout: float = REACHABLE_TIMEOUT) -> s
     """
     try:
         single = config.get()
+        if single is None:  # only with a default, which is not given: for the type checker
+            raise ConfigError("no current context")
     except ConfigError as error:
         where = f"the kubeconfig {config.fname}" if config.fname else "the configuration"
         raise ConfigurationError(

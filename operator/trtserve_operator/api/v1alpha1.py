@@ -517,8 +517,9 @@ class Serving(ApiModel):
         Field(
             max_length=64,
             description=(
-                "Extra tensorflow_model_server arguments, e.g. --enable_model_warmup=true; not "
-                "the flags the operator sets (port, model, batching, GPU memory fraction)."
+                "Extra tensorflow_model_server arguments, e.g. "
+                "--tensorflow_intra_op_parallelism=4; not the flags the operator sets (ports, "
+                "model, warmup, batching, GPU memory fraction)."
             ),
             json_schema_extra=_cel(rules.MANAGED_FLAGS),
         ),

@@ -394,3 +394,29 @@ def test_a_child_event_before_the_cache_shows_a_new_child_does_not_create_it_aga
     asyncio.run(scenario())
     assert [c for c in kube.calls if c[1] == "Deployment"] == [("create", "Deployment")] * 2
     assert ("get", "Deployment") not in kube.calls
+
+
+def test_a_service_can_add_children_that_are_converged_like_the_others() -> None:
+    kube = MemoryKube()
+    body = trtmodel()
+
+    def extra(target: Any, settings: Settings) -> list[dict[str, Any]]:
+        return [
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": f"{target.name}-extra", "namespace": target.namespace},
+                "data": {"k": target.spec.source.uri},
+            }
+        ]
+
+    async def scenario() -> None:
+        service = Reconciler(kube, Settings(status_interval=0), renderers=[extra])
+        await service.observe(body, View(kube, body, stale=True))
+        await settled(service)
+        kube.calls.clear()
+        await service.child_changed("ns", "m", "ConfigMap", View(kube, body))
+
+    asyncio.run(scenario())
+    assert kube.objects[("ConfigMap", "ns", "m-extra")]["data"] == {"k": "s3://b/m"}
+    assert kube.calls == []  # up to date: nothing sent

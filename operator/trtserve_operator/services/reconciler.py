@@ -15,8 +15,10 @@ Status updates are *requested* and run once per model per ``status_interval`` (s
 :mod:`.coalesce`), computed from the cache as it is then; each posts at most one Event
 (:func:`.status.announcement`). Writes go through one :class:`.limits.WriteLimiter`.
 
-Hooks: other services follow the same shape (a pure builder, then :meth:`apply`); see
-``docs/operator.md`` "Extending the reconciler".
+Extending: a service that adds children of its own (a benchmark Job, say) passes a
+:data:`ChildRenderer` (a pure builder) to the reconciler; its manifests are converged
+like the built-in children, after them, with the same write limiter and the same
+handling of refusals. See ``docs/operator.md``, "Extending the reconciler".
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import asyncio
 import datetime
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -43,7 +45,7 @@ from trtserve_operator.kube.errors import (
 )
 from trtserve_operator.kube.port import KubeApi
 from trtserve_operator.kube.resources import BY_KIND, DEPLOYMENTS
-from trtserve_operator.services.builders import build_children
+from trtserve_operator.services.builders import Children, build_children
 from trtserve_operator.services.builders.names import HASH_ANNOTATION
 from trtserve_operator.services.builders.target import Target
 from trtserve_operator.services.coalesce import Coalescer
@@ -67,6 +69,10 @@ logger = logging.getLogger(__name__)
 
 Key = tuple[str, str]
 """(namespace, name) of a TRTModel."""
+
+ChildRenderer = Callable[[Target, Settings], Sequence[dict[str, Any]]]
+"""A pure builder of additional children of a TRTModel (each with the TRTModel's
+ownerReference and ``managed-by`` label, of a kind the handlers index and watch)."""
 
 
 class ClusterView(Protocol):
@@ -124,15 +130,26 @@ class ModelState:
     another event of the model (the Service's, say) must not create them a second time."""
     written: dict[str, Any] | None = None
     """The status last written by this process (the cache may lag behind it)."""
+    children: Children | None = None
+    """The children rendered from ``target`` (rendered once per spec: every event of a
+    child compares with them)."""
 
 
 class Reconciler:
     """Converge + status for TRTModels; one instance per operator process."""
 
-    def __init__(self, kube: KubeApi, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        kube: KubeApi,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        *,
+        renderers: Sequence[ChildRenderer] = (),
+    ) -> None:
         self.kube = kube
         self.settings = settings
         self.metrics = metrics or Metrics()
+        self._renderers = tuple(renderers)
         # Bounds how many models are rendered and applied at once (a restart resumes every
         # model together): keeps the memory peak small.
         self._slots = asyncio.Semaphore(settings.max_concurrent_reconciles)
@@ -233,6 +250,11 @@ class Reconciler:
         self._models[key] = state
         return state
 
+    def _children(self, state: ModelState, target: Target) -> Children:
+        if state.children is None:
+            state.children = build_children(target, self.settings)
+        return state.children
+
     def _lock(self, key: Key) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
@@ -256,9 +278,12 @@ class Reconciler:
         try:
             async with self._slots, self._lock(key), self._counting_errors():
                 blocker = blocker_for(target, self.settings)
-                children = build_children(target, self.settings)
+                children = self._children(state, target)
                 rejected: Blocker | None = None
-                for desired in children.wanted(deployment=blocker is None):
+                wanted = children.wanted(deployment=blocker is None)
+                for render in self._renderers:
+                    wanted.extend(render(target, self.settings))
+                for desired in wanted:
                     kind, meta = str(desired["kind"]), desired["metadata"]
                     actual = view.child(kind, meta["namespace"], meta["name"])
                     step = plan(desired, actual)
@@ -353,7 +378,7 @@ class Reconciler:
         deployment = view.child(DEPLOYMENTS.kind, *key)
         if deployment is None and DEPLOYMENTS.kind in state.unseen:
             # Created a moment ago and not in the cache yet: what was rendered stands in.
-            deployment = build_children(target, self.settings).deployment
+            deployment = self._children(state, target).deployment
         config_hash = (
             (deployment or {})
             .get("spec", {})

@@ -1,9 +1,9 @@
 """kopf settings of the operator (applied by the CLI's startup handler).
 
 The operator registers only level-triggered handlers (``@kopf.on.event`` and indexes),
-never kopf's change-detecting ones (``on.create/update/resume/delete/field``), timers or
-daemons. kopf keeps no state on the objects for those: no diff-base, no progress, no
-finalizer. The storages below make that explicit and cheap: they store nothing and never
+never kopf's change-detecting ones (``on.create/update/resume/delete/field``, which keep
+a diff-base and progress on the object), timers or daemons (which add finalizers). kopf
+keeps no state on the objects for ``on.event`` handlers and indexes. The storages below make that explicit and cheap: they store nothing and never
 deep-copy an object to compute an "essence" that no handler would use.
 
 Why that is safe across restarts: the operator never asks "what changed since last time?"

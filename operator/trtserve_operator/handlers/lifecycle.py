@@ -3,8 +3,9 @@
 The operator registers only level-triggered handlers (``@kopf.on.event`` and indexes),
 never kopf's change-detecting ones (``on.create/update/resume/delete/field``, which keep
 a diff-base and progress on the object), timers or daemons (which add finalizers). kopf
-keeps no state on the objects for ``on.event`` handlers and indexes. The storages below make that explicit and cheap: they store nothing and never
-deep-copy an object to compute an "essence" that no handler would use.
+keeps no state on the objects for ``on.event`` handlers and indexes. The storages below
+make that explicit and cheap: they store nothing and never deep-copy an object to
+compute an "essence" that no handler would use.
 
 Why that is safe across restarts: the operator never asks "what changed since last time?"
 but "does what exists match what the spec renders?". After a restart kopf lists every

@@ -76,6 +76,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await server.cleanup()
     reconciler = memo.get("reconciler")
     if isinstance(reconciler, Reconciler):
+        await reconciler.close()
         await reconciler.kube.close()
 
 

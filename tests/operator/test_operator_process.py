@@ -207,7 +207,8 @@ def test_hand_edited_child_is_put_back(cluster: EmulatedCluster, operator: Any) 
 def test_a_child_the_api_server_rejects_is_reported_in_status_and_one_warning(
     cluster: EmulatedCluster, operator: Any
 ) -> None:
-    """Defence in depth (issue 8): admission let an invalid pod field through."""
+    """Defence in depth (issue 8): a pod field that passes the CRD schema but not the API
+    server's Go validation (an empty toleration key needs operator Exists)."""
     assert cluster.emulator is not None
     cluster.emulator.refuse(
         "deployments",
@@ -215,18 +216,21 @@ def test_a_child_the_api_server_rejects_is_reported_in_status_and_one_warning(
         invalid_status(
             "Deployment.apps",
             "reject-m",
-            "spec.template.spec.containers[0].env[1].name",
+            "spec.template.spec.tolerations[0].operator",
             "Required value",
         ),
     )
-    cluster.post(MODELS.format(ns=NS), trtmodel("reject-m", NS, serving={"env": [{"value": "x"}]}))
+    toleration = {"operator": "Equal", "value": "x"}
+    cluster.post(
+        MODELS.format(ns=NS), trtmodel("reject-m", NS, serving={"tolerations": [toleration]})
+    )
     status = wait_for(
         lambda: (s := status_of(cluster, "reject-m")).get("phase") and s, what="status"
     )
     ready = condition(status, "Ready")
     assert status["phase"] == "Failed"
     assert (ready["status"], ready["reason"]) == ("False", "InvalidChild")
-    assert "containers[0].env[1].name: Required value" in ready["message"]
+    assert "tolerations[0].operator: Required value" in ready["message"]
     assert cluster.get(f"{SERVICES.format(ns=NS)}/reject-m") is not None  # the rest exists
     # The Service's own watch event converges again and meets the same refusal: still one
     # status write and one Warning.

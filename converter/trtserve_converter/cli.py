@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from trtserve_converter import __version__
 from trtserve_converter.config import (
+    DEFAULT_TOLERANCES,
     GIB,
     MAX_WARMUP_RECORDS,
     ConvertConfig,
@@ -154,6 +155,10 @@ def _choice(choices: Sequence[str]) -> Callable[[str], str]:
 
     convert.__name__ = "choice"
     return convert
+
+
+def _tolerance_help(kind: str) -> str:
+    return ", ".join(f"{p.value} {getattr(t, kind):g}" for p, t in DEFAULT_TOLERANCES.items())
 
 
 def _epilog() -> str:
@@ -341,21 +346,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--accuracy-rtol",
         metavar="X",
         type=_non_negative_float,
-        default=0.01,
-        help="relative tolerance (default: 0.01)",
+        help=f"relative tolerance per output value (default: {_tolerance_help('rtol')})",
     )
     acc.add_argument(
         "--accuracy-atol",
         metavar="X",
         type=_non_negative_float,
-        default=0.001,
-        help="absolute tolerance (default: 0.001)",
+        help=f"absolute tolerance per output value (default: {_tolerance_help('atol')})",
     )
     acc.add_argument(
         "--accuracy-min-top1",
         metavar="X",
         type=_fraction,
-        help="minimum top-1 agreement (0..1) for rank-2 outputs (default: none)",
+        help="minimum top-1 agreement (0..1) of classifier outputs (rank 2, more than one "
+        "column); when given it replaces rtol/atol for them (default: none)",
     )
     run = parser.add_argument_group("run")
     run.add_argument(

@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-version",
         metavar="N",
         type=_non_negative_int,
-        help="version directory written (default: --source-version or 1)",
+        help="version directory written and served (default: --source-version, else the "
+        "number of the source's version directory, else 1)",
     )
     out.add_argument(
         "--warmup-records",
@@ -470,7 +471,7 @@ def config_from_args(args: argparse.Namespace) -> ConvertConfig:
         )
     model_version = args.model_version
     if model_version is None:
-        model_version = args.source_version if args.source_version is not None else 1
+        model_version = args.source_version  # None: decided once the source is inspected
     try:
         return ConvertConfig(
             source=args.source,

@@ -68,7 +68,8 @@ class ConvertConfig(BaseModel):
     source_version: int | None = Field(default=None, ge=0)
     output_base: str = "/models"
     model_name: str = Field(pattern=MODEL_NAME_PATTERN.pattern)
-    model_version: int = Field(default=1, ge=0)
+    # None: the version the source gives the model (its numbered directory), else 1.
+    model_version: int | None = Field(default=None, ge=0)
     signature_key: str = "serving_default"
     precision: Precision = Precision.FP16
     max_workspace_bytes: int = Field(default=GIB, gt=0)

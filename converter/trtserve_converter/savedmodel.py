@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from trtserve_converter.config import BuildShape
 from trtserve_converter.errors import (
@@ -56,8 +56,23 @@ def _visible_children(directory: Path) -> list[Path]:
     )
 
 
+class LocatedModel(NamedTuple):
+    """The SavedModel directory found in the source, and its version number there.
+
+    `version` is None when the SavedModel is not in a numbered version directory.
+    """
+
+    path: Path
+    version: int | None
+
+
 def locate_saved_model(root: Path, source_version: int | None) -> Path:
-    """The SavedModel directory inside `root`.
+    """The SavedModel directory inside `root` (see locate_versioned)."""
+    return locate_versioned(root, source_version).path
+
+
+def locate_versioned(root: Path, source_version: int | None) -> LocatedModel:
+    """The SavedModel directory inside `root` and the version the source gives it.
 
     Accepts the SavedModel itself, a TF Serving model base with numbered version
     directories (the highest, or `source_version`), or either wrapped in single
@@ -68,7 +83,7 @@ def locate_saved_model(root: Path, source_version: int | None) -> Path:
         if _has_saved_model(directory):
             if source_version is not None and directory == root:
                 LOG.warning("the source is a single SavedModel: --source-version ignored")
-            return directory
+            return LocatedModel(directory, None)
         children = _visible_children(directory)
         versions = {
             int(child.name): child
@@ -79,13 +94,13 @@ def locate_saved_model(root: Path, source_version: int | None) -> Path:
             if source_version is None:
                 chosen = max(versions)
                 LOG.info("taking version %d of %s", chosen, sorted(versions))
-                return versions[chosen]
+                return LocatedModel(versions[chosen], chosen)
             if source_version not in versions:
                 raise SourceNotFound(
                     f"version {source_version} is not in the source; it has versions "
                     f"{sorted(versions)}: fix --source-version"
                 )
-            return versions[source_version]
+            return LocatedModel(versions[source_version], source_version)
         if len(children) != 1:
             break
         directory = children[0]

@@ -75,7 +75,7 @@ def test_choices_match_the_contract() -> None:
 def test_defaults_follow_the_contract() -> None:
     config = parse_config(["--source", "s3://b/m", "--model-name", "m"], {})
     assert config.output_base == "/models"
-    assert config.model_version == 1
+    assert config.model_version is None  # the source's own version number, else 1
     assert config.signature_key == "serving_default"
     assert config.precision is Precision.FP16
     assert config.max_workspace_bytes == 1073741824

@@ -92,7 +92,12 @@ def test_native_half_plus_two_tf_serving_testdata(half_plus_two: Path, run_cli: 
         "--accuracy-check",
     )  # fmt: skip
     assert result.code == 0, result.report
-    version = result.output_base / "half_plus_two" / "1"
+    # The source's version number is kept: a client asking for version 123 finds it.
+    version = result.output_base / "half_plus_two" / "123"
+    assert [p.name for p in (result.output_base / "half_plus_two").iterdir()] == ["123"]
+    assert result.report["modelVersion"] == 123
+    assert "half_plus_two/123" in result.report["message"]
+    assert "version 123" in result.report["message"]
     source = half_plus_two / "00000123"
     # NATIVE re-saves unchanged: byte-identical files, every signature kept.
     for path in source.rglob("*"):
@@ -129,8 +134,9 @@ def test_native_from_http_tar_gz(
         "--precision", "NATIVE",
     )  # fmt: skip
     assert result.code == 0, result.report
-    # The archive holds classifier/7/: the version directory is found and taken.
-    assert_same_outputs(models.classifier, result.output_base / "clf" / "1", images())
+    # The archive holds classifier/7/: the version directory is found, taken and kept.
+    assert_same_outputs(models.classifier, result.output_base / "clf" / "7", images())
+    assert result.report["modelVersion"] == 7
 
 
 def test_http_bearer_token(
@@ -177,7 +183,7 @@ def test_native_from_s3_directory_and_archive(
         "--source", "s3://models/classifier", "--model-name", "clf", "--precision", "NATIVE",
     )  # fmt: skip
     assert result.code == 0, result.report
-    assert_same_outputs(models.classifier, result.output_base / "clf" / "1", images())
+    assert_same_outputs(models.classifier, result.output_base / "clf" / "5", images())
 
     boto3.client("s3", endpoint_url=s3_env, region_name="us-east-1").upload_file(
         str(classifier_tarball), "models", "archives/classifier.tgz"
@@ -334,7 +340,7 @@ def test_half_plus_two_string_signature_with_real_tf_examples(
         "maxAbsError": 0.0,
         "maxRelError": 0.0,
     }
-    warmup = result.output_base / "hp2" / "1" / "assets.extra" / "tf_serving_warmup_requests"
+    warmup = result.output_base / "hp2" / "123" / "assets.extra" / "tf_serving_warmup_requests"
     (record,) = list(tf.data.TFRecordDataset(str(warmup)))
     request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
     assert request.model_spec.signature_name == "regress_x_to_y"

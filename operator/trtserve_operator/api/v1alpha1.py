@@ -170,7 +170,8 @@ class Source(ApiModel):
             ge=1,
             description=(
                 "Model version to take when the source holds numbered version directories; "
-                "default: the highest. It is also the version served."
+                "default: the highest. The version served keeps this number (a source "
+                "without numbered directories is served as version 1)."
             ),
         ),
     ] = None

@@ -33,13 +33,16 @@ from trtserve_converter.config import (
 from trtserve_converter.errors import ConverterError, InternalError, InvalidArguments, exit_codes
 from trtserve_converter.fetch import SUPPORTED_SCHEMES, scheme_of
 from trtserve_converter.logsetup import setup_logging
-from trtserve_converter.report import Report, write_report
+from trtserve_converter.report import STDOUT, Report, write_report
 from trtserve_converter.shapes import parse_build_shape
 
 LOG = logging.getLogger("trtserve_converter")
 
 ENV_PREFIX = "TRT_CONVERT_"
-DEFAULT_REPORT_PATH = "/dev/termination-log"
+# Kubernetes creates the termination log in every container (terminationMessagePath);
+# outside a pod it does not exist, and the report goes to stdout instead of a regular
+# file created in /dev (which is what happened as root).
+TERMINATION_LOG = "/dev/termination-log"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
@@ -373,8 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--report-path",
         metavar="PATH",
-        default=DEFAULT_REPORT_PATH,
-        help=f"where the JSON report is written (default: {DEFAULT_REPORT_PATH})",
+        help=f"where the JSON report is written, '{STDOUT}' for stdout (default: "
+        f"{TERMINATION_LOG} where it exists, i.e. in a pod; else stdout)",
     )
     run.add_argument(
         "--log-level",
@@ -499,7 +502,7 @@ def config_from_args(args: argparse.Namespace) -> ConvertConfig:
             warmup_records=args.warmup_records,
             timeout_seconds=args.timeout_seconds,
             max_source_bytes=args.max_source_bytes,
-            report_path=args.report_path,
+            report_path=args.report_path or default_report_path(),
             log_level=args.log_level,
             log_format=args.log_format,
         )
@@ -509,6 +512,11 @@ def config_from_args(args: argparse.Namespace) -> ConvertConfig:
         raise InvalidArguments(f"{field}: {first['msg']}") from None
 
 
+def default_report_path() -> str:
+    """The termination log in a pod (where the kubelet created it), else stdout."""
+    return TERMINATION_LOG if os.path.exists(TERMINATION_LOG) else STDOUT
+
+
 def _fallback_report_path(argv: Sequence[str], environ: Mapping[str, str]) -> str:
     """Where to report when the arguments themselves are invalid."""
     for index, arg in enumerate(argv):
@@ -516,7 +524,7 @@ def _fallback_report_path(argv: Sequence[str], environ: Mapping[str, str]) -> st
             return arg.split("=", 1)[1]
         if arg == "--report-path" and index + 1 < len(argv):
             return argv[index + 1]
-    return environ.get(env_name("--report-path"), DEFAULT_REPORT_PATH)
+    return environ.get(env_name("--report-path")) or default_report_path()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -546,5 +554,13 @@ def run_and_report(config: ConvertConfig) -> int:
         LOG.exception("internal error")
         report = Report.failed(InternalError(f"{type(error).__name__}: {error}"))
     text = write_report(report, config.report_path)
-    LOG.info("report: %s", text)
+    if config.report_path == STDOUT:
+        where = "stdout"
+    else:
+        where = config.report_path
+        LOG.info("report: %s", text)
+    if report.exit_code == 0:
+        LOG.info("succeeded: %s (report on %s)", report.message, where)
+    else:
+        LOG.info("failed: %s, exit code %d (report on %s)", report.reason, report.exit_code, where)
     return report.exit_code

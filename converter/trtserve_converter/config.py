@@ -91,7 +91,7 @@ class ConvertConfig(BaseModel):
     warmup_records: int = Field(default=1, ge=0, le=MAX_WARMUP_RECORDS)
     timeout_seconds: float = Field(default=3600, gt=0)
     max_source_bytes: int = Field(default=20 * GIB, gt=0)
-    report_path: str = "/dev/termination-log"
+    report_path: str = "-"  # the CLI passes /dev/termination-log where it exists
     log_level: str = "INFO"
     log_format: str = "text"
     seed: int = 0

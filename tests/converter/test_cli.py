@@ -93,7 +93,6 @@ def test_defaults_follow_the_contract() -> None:
     assert config.warmup_records == 1
     assert config.timeout_seconds == 3600
     assert config.max_source_bytes == 20 * 2**30
-    assert config.report_path == "/dev/termination-log"
     assert (config.log_level, config.log_format) == ("INFO", "text")
 
 
@@ -270,3 +269,46 @@ def test_help_and_argument_errors_do_not_import_tensorflow(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "--max-workspace-bytes" in result.stdout
     assert "exit codes:" in result.stdout
+
+
+@pytest.fixture
+def no_termination_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Outside a pod: the termination log does not exist (and must not be created)."""
+    path = tmp_path / "dev" / "termination-log"
+    monkeypatch.setattr("trtserve_converter.cli.TERMINATION_LOG", str(path))
+    monkeypatch.delenv("TRT_CONVERT_REPORT_PATH", raising=False)
+    return path
+
+
+def test_report_goes_to_stdout_outside_a_pod(
+    no_termination_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--model-name", "m"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert (report["reason"], report["exitCode"]) == ("InvalidArguments", 2)
+    assert not no_termination_log.exists()
+    assert not no_termination_log.parent.exists()
+    config = parse_config(["--source", "x", "--model-name", "m"], {})
+    assert config.report_path == "-"
+
+
+def test_report_goes_to_the_termination_log_in_a_pod(
+    no_termination_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_termination_log.parent.mkdir()
+    no_termination_log.write_text("")  # the kubelet creates it in every container
+    assert main(["--model-name", "m"]) == 2
+    assert json.loads(no_termination_log.read_text())["reason"] == "InvalidArguments"
+    assert capsys.readouterr().out == ""
+    config = parse_config(["--source", "x", "--model-name", "m"], {})
+    assert config.report_path == str(no_termination_log)
+
+
+def test_report_path_dash_means_stdout_and_a_named_file_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--model-name", "m", "--report-path", "-"]) == 2
+    assert json.loads(capsys.readouterr().out)["reason"] == "InvalidArguments"
+    named = tmp_path / "out" / "report.json"
+    assert main(["--model-name", "m", "--report-path", str(named)]) == 2
+    assert json.loads(named.read_text())["reason"] == "InvalidArguments"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 import tarfile
 import time
@@ -44,12 +45,19 @@ def images(n: int = 3) -> dict[str, Any]:
     return {"images": np.random.default_rng(7).standard_normal((n, 8, 8, 3)).astype(np.float32)}
 
 
-def test_native_from_local_dir(models: Any, run_cli: Any) -> None:
+def test_native_from_local_dir(
+    models: Any, run_cli: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="trtserve_converter")
     result = run_cli(
         "--source", str(models.classifier), "--model-name", "clf", "--precision", "NATIVE",
         "--accuracy-check",
     )  # fmt: skip
     assert result.code == 0, result.report
+    # The last line names the version served and the directory it is served from.
+    last = caplog.records[-1].getMessage()
+    assert last.startswith("succeeded: ")
+    assert f"served as version 1 from {result.output_base / 'clf' / '1'}" in last
     report = result.report
     assert (report["result"], report["reason"], report["exitCode"]) == ("Succeeded", "Succeeded", 0)
     assert (report["precision"], report["modelName"], report["modelVersion"]) == (

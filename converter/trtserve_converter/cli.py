@@ -33,6 +33,7 @@ from trtserve_converter.config import (
 from trtserve_converter.errors import ConverterError, InternalError, InvalidArguments, exit_codes
 from trtserve_converter.fetch import SUPPORTED_SCHEMES, scheme_of
 from trtserve_converter.logsetup import setup_logging
+from trtserve_converter.native_logs import CHILD_MARKER, child_environment, run_with_json_stderr
 from trtserve_converter.report import STDOUT, Report, write_report
 from trtserve_converter.shapes import parse_build_shape
 
@@ -536,12 +537,35 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done:  # --help / --version
         return done.code if isinstance(done.code, int) else 0
     except ConverterError as error:
-        setup_logging(environ.get(env_name("--log-level"), "INFO"), "text")
+        setup_logging(
+            environ.get(env_name("--log-level"), "INFO"), _fallback_log_format(args, environ)
+        )
         LOG.error("%s: %s", error.reason, error.message)
         write_report(Report.failed(error), _fallback_report_path(args, environ))
         return error.exit_code
+    if config.log_format == "json" and not environ.get(CHILD_MARKER):
+        # TensorFlow's C++ logging writes to fd 2 past Python's logging: run the
+        # conversion as a child whose stderr is turned into JSON here (native_logs.py).
+        return run_with_json_stderr(
+            [sys.executable, "-m", "trtserve_converter", *args],
+            env=child_environment(),
+            report_path=config.report_path,
+        )
     setup_logging(config.log_level, config.log_format)
     return run_and_report(config)
+
+
+def _fallback_log_format(argv: Sequence[str], environ: Mapping[str, str]) -> str:
+    """The log format asked for, when the arguments as a whole are invalid."""
+    for index, arg in enumerate(argv):
+        value = None
+        if arg.startswith("--log-format="):
+            value = arg.split("=", 1)[1]
+        elif arg == "--log-format" and index + 1 < len(argv):
+            value = argv[index + 1]
+        if value is not None:
+            return "json" if value.strip().lower() == "json" else "text"
+    return "json" if environ.get(env_name("--log-format"), "").lower() == "json" else "text"
 
 
 def run_and_report(config: ConvertConfig) -> int:

@@ -45,9 +45,7 @@ def images(n: int = 3) -> dict[str, Any]:
     return {"images": np.random.default_rng(7).standard_normal((n, 8, 8, 3)).astype(np.float32)}
 
 
-def test_native_from_local_dir(
-    models: Any, run_cli: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_native_from_local_dir(models: Any, run_cli: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="trtserve_converter")
     result = run_cli(
         "--source", str(models.classifier), "--model-name", "clf", "--precision", "NATIVE",

@@ -212,7 +212,7 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
                 calibration=calibration,
             )
         else:
-            with state.step("save"):
+            with state.step("convert"):  # NATIVE's conversion is a byte copy
                 try:
                     copied = layout.copy_tree(saved_model_dir, staging)
                 except OSError as error:
@@ -221,9 +221,9 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
             state.trt_engine_ops = 0
             state.engines_built = 0
         samples = _sample_inputs(state, specs, calibration, build_shapes)
-        _write_warmup(state, staging, samples)
         _accuracy_gate(state, original, staging, samples)
-        with state.step("save"):
+        with state.step("save"):  # one step: warmup records, then the atomic rename
+            _write_warmup(state, staging, samples)
             layout.publish(staging, final)
     except BaseException:
         layout.discard(staging)
@@ -388,14 +388,13 @@ def _write_warmup(state: RunState, staging: Path, samples: list[InputBatch]) -> 
     config = state.config
     if config.warmup_records == 0 or not samples:
         return
-    with state.step("save"):
-        records = prediction_logs(
-            config.model_name, config.signature_key, samples[: config.warmup_records]
-        )
-        try:
-            path = write_warmup(staging, records)
-        except OSError as error:
-            raise OutputWriteFailed(f"writing warmup records failed ({error})") from error
+    records = prediction_logs(
+        config.model_name, config.signature_key, samples[: config.warmup_records]
+    )
+    try:
+        path = write_warmup(staging, records)
+    except OSError as error:
+        raise OutputWriteFailed(f"writing warmup records failed ({error})") from error
     LOG.info("wrote %d warmup records to %s", len(records), path.name)
 
 

@@ -7,6 +7,9 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -111,12 +114,56 @@ def locate_versioned(root: Path, source_version: int | None) -> LocatedModel:
     )
 
 
+REFERENCE_VARIABLE = re.compile(
+    r"Unable to create a python object for variable <tf\.Variable '([^']+)'.*reference variable"
+)
+
+
+class _ReferenceVariables(logging.Filter):
+    """Holds back TF's warning per TF1 reference variable and signature, keeps the names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+        self.warnings = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = REFERENCE_VARIABLE.search(record.getMessage())
+        if match is None:
+            return True
+        self.names.add(match.group(1).removesuffix(":0"))
+        self.warnings += 1
+        return False
+
+
+@contextmanager
+def _summarized_reference_variable_warnings() -> Iterator[None]:
+    """TF warns once per reference variable *and signature* when loading a TF1 model
+    (20 lines for half_plus_two); for serving they are harmless: log one line instead."""
+    tf_logger = logging.getLogger("tensorflow")
+    notes = _ReferenceVariables()
+    tf_logger.addFilter(notes)
+    try:
+        yield
+    finally:
+        tf_logger.removeFilter(notes)
+        if notes.names:
+            LOG.info(
+                "TF1 SavedModel with %d reference variables (%s): loaded read-only, which is "
+                "all inference needs (%d TensorFlow warnings about them summarized here)",
+                len(notes.names),
+                ", ".join(sorted(notes.names)),
+                notes.warnings,
+            )
+
+
 def load_saved_model(directory: Path) -> Any:
     """tf.saved_model.load, with failures mapped to NotASavedModel."""
     import tensorflow as tf
 
     try:
-        return tf.saved_model.load(str(directory))
+        with _summarized_reference_variable_warnings():
+            return tf.saved_model.load(str(directory))
     except Exception as error:
         raise NotASavedModel(
             f"the SavedModel at {directory.name} does not load "

@@ -91,13 +91,25 @@ def test_native_two_input_model_with_int_input(models: Any, run_cli: Any) -> Non
     assert_same_outputs(models.two_input, result.output_base / "two" / "3", inputs)
 
 
-def test_native_half_plus_two_tf_serving_testdata(half_plus_two: Path, run_cli: Any) -> None:
+def test_native_half_plus_two_tf_serving_testdata(
+    half_plus_two: Path, run_cli: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     """TF Serving's real TF1 model: numbered version dir, string-input signatures."""
+    caplog.set_level(logging.INFO)
     result = run_cli(
         "--source", str(half_plus_two), "--model-name", "half_plus_two", "--precision", "NATIVE",
         "--accuracy-check",
     )  # fmt: skip
     assert result.code == 0, result.report
+    messages = [record.getMessage() for record in caplog.records]
+    # TF warned 20 times (5 TF1 reference variables x 4 signatures): one summary instead.
+    reference = [m for m in messages if "reference variable" in m]
+    assert len(reference) == 1, reference
+    assert "a, a2, b, c, c2" in reference[0]
+    # Every step is logged as started once ("step save: started" came three times).
+    started = [m for m in messages if m.startswith("step ") and m.endswith(": started")]
+    assert len(started) == len(set(started)), started
+    assert "step save: started" in started
     # The source's version number is kept: a client asking for version 123 finds it.
     version = result.output_base / "half_plus_two" / "123"
     assert [p.name for p in (result.output_base / "half_plus_two").iterdir()] == ["123"]

@@ -76,6 +76,8 @@ def test_rendered_arguments_parse_with_the_converter(target: Target) -> None:
     if spec.source.version is not None:
         assert config.source_version == spec.source.version
         assert config.model_version == spec.source.version
+    else:  # the converter keeps the source's own version number (else 1)
+        assert config.model_version is None
     if spec.source.uri.startswith("pvc://"):
         assert config.source.startswith("/mnt/source")
     else:

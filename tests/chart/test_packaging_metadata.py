@@ -19,7 +19,7 @@ PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
 
 def test_license_is_an_spdx_expression() -> None:
     license_value = PYPROJECT["project"]["license"]
-    assert isinstance(license_value, str), "use license = \"<SPDX expression>\", not a table"
+    assert isinstance(license_value, str), 'use license = "<SPDX expression>", not a table'
     assert canonicalize_license_expression(license_value) == "Apache-2.0"
     # PEP 639: with a license expression, License :: classifiers are an error.
     classifiers = PYPROJECT["project"].get("classifiers", [])

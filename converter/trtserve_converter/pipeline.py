@@ -430,7 +430,8 @@ def _accuracy_gate(
     if not result.passed:
         raise AccuracyGateFailed(
             f"converted model differs from the original: {'; '.join(result.problems[:3])} "
-            f"({result.summary()}): use a higher precision or loosen the tolerances"
+            f"({result.summary()}): use a higher precision, better calibration data, looser "
+            "spec.conversion.accuracy.rtol/atol, or minTop1Agreement for a classifier"
         )
 
 

@@ -44,6 +44,7 @@ class RunState:
     """What is known so far; a failure report carries it too."""
 
     config: ConvertConfig
+    model_version: int | None = None  # the version written; known after `inspect`
     durations: dict[str, float] = field(default_factory=dict)
     tensorflow_version: str | None = None
     tensorrt_linked: str | None = None
@@ -79,7 +80,7 @@ class RunState:
         return {
             "precision": self.config.precision.value,
             "model_name": self.config.model_name,
-            "model_version": self.config.model_version,
+            "model_version": self.model_version,
             "durations": dict(self.durations) or None,
             "trt_engine_ops": self.trt_engine_ops,
             "native_ops": self.native_ops,
@@ -94,7 +95,7 @@ class RunState:
 
 def run(config: ConvertConfig) -> Report:
     """Run every step; return the success or failure report."""
-    state = RunState(config)
+    state = RunState(config, model_version=config.model_version)
     started = time.monotonic()
     try:
         with deadline(config.timeout_seconds):
@@ -166,7 +167,7 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
     from trtserve_converter.savedmodel import (
         input_specs,
         load_saved_model,
-        locate_saved_model,
+        locate_versioned,
         resolve_build_shapes,
         signature_function,
     )
@@ -175,7 +176,10 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
     with state.step("fetch"):
         fetched = fetch_source(config.source, work_dir, config.max_source_bytes)
     with state.step("inspect"):
-        saved_model_dir = locate_saved_model(fetched, config.source_version)
+        located = locate_versioned(fetched, config.source_version)
+        saved_model_dir = located.path
+        version = served_version(config.model_version, located.version)
+        state.model_version = version
         original_model = load_saved_model(saved_model_dir)
         original = signature_function(original_model, config.signature_key)
         specs = input_specs(original)
@@ -194,8 +198,8 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
 
     output_base = Path(config.output_base)
     layout.remove_stale_staging(output_base, config.model_name)
-    staging = layout.create_staging(output_base, config.model_name, config.model_version)
-    final = layout.version_dir(output_base, config.model_name, config.model_version)
+    staging = layout.create_staging(output_base, config.model_name, version)
+    final = layout.version_dir(output_base, config.model_name, version)
     try:
         calibration = _calibration(state, work_dir, specs, build_shapes)
         if config.precision.uses_tensorrt:
@@ -208,7 +212,7 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
                 calibration=calibration,
             )
         else:
-            with state.step("save"):
+            with state.step("convert"):  # NATIVE's conversion is a byte copy
                 try:
                     copied = layout.copy_tree(saved_model_dir, staging)
                 except OSError as error:
@@ -217,14 +221,26 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
             state.trt_engine_ops = 0
             state.engines_built = 0
         samples = _sample_inputs(state, specs, calibration, build_shapes)
-        _write_warmup(state, staging, samples)
         _accuracy_gate(state, original, staging, samples)
-        with state.step("save"):
+        with state.step("save"):  # one step: warmup records, then the atomic rename
+            _write_warmup(state, staging, samples)
             layout.publish(staging, final)
     except BaseException:
         layout.discard(staging)
         raise
     return _success_message(state, final)
+
+
+def served_version(requested: int | None, in_source: int | None) -> int:
+    """--model-version (or --source-version) if given, else the source's own version
+    number (so a client asking for version 123 of a model exported as 00000123 finds it),
+    else 1."""
+    if requested is not None:
+        return requested
+    if in_source is not None:
+        LOG.info("keeping the source's version number %d", in_source)
+        return in_source
+    return 1
 
 
 def _native_op_count(function: Any) -> int | None:
@@ -372,14 +388,13 @@ def _write_warmup(state: RunState, staging: Path, samples: list[InputBatch]) -> 
     config = state.config
     if config.warmup_records == 0 or not samples:
         return
-    with state.step("save"):
-        records = prediction_logs(
-            config.model_name, config.signature_key, samples[: config.warmup_records]
-        )
-        try:
-            path = write_warmup(staging, records)
-        except OSError as error:
-            raise OutputWriteFailed(f"writing warmup records failed ({error})") from error
+    records = prediction_logs(
+        config.model_name, config.signature_key, samples[: config.warmup_records]
+    )
+    try:
+        path = write_warmup(staging, records)
+    except OSError as error:
+        raise OutputWriteFailed(f"writing warmup records failed ({error})") from error
     LOG.info("wrote %d warmup records to %s", len(records), path.name)
 
 
@@ -415,7 +430,8 @@ def _accuracy_gate(
     if not result.passed:
         raise AccuracyGateFailed(
             f"converted model differs from the original: {'; '.join(result.problems[:3])} "
-            f"({result.summary()}): use a higher precision or loosen the tolerances"
+            f"({result.summary()}): use a higher precision, better calibration data, looser "
+            "spec.conversion.accuracy.rtol/atol, or minTop1Agreement for a classifier"
         )
 
 
@@ -428,7 +444,7 @@ def _success_message(state: RunState, final: Path) -> str:
         )
     else:
         text = f"re-saved {config.model_name} unchanged (NATIVE)"
-    text += f", written to {final}"
+    text += f"; served as version {state.model_version} from {final}"
     if state.accuracy is not None:
         text += f"; accuracy passed ({state.accuracy.summary()})"
     if state.notes:

@@ -177,3 +177,14 @@ def test_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.namespaces == ()
     assert settings.serving_image == "tensorflow/serving:2.17.1-gpu"
     assert settings.log_format == "text"
+
+
+def test_tolerances_are_rendered_only_when_given() -> None:
+    """Unset rtol/atol leave the converter's per-precision defaults in force (docs/api.md)."""
+    unset = build_converter_args(
+        target(conversion={"precision": "INT8", "calibration": {"synthetic": True}})
+    )
+    assert not [arg for arg in unset if arg.startswith(("--accuracy-rtol", "--accuracy-atol"))]
+    given = build_converter_args(target(conversion={"accuracy": {"rtol": 0.2, "atol": 0.0}}))
+    assert "--accuracy-rtol=0.2" in given
+    assert "--accuracy-atol=0.0" in given

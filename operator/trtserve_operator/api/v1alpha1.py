@@ -167,7 +167,8 @@ class Source(ApiModel):
             ge=1,
             description=(
                 "Model version to take when the source holds numbered version directories; "
-                "default: the highest. It is also the version served."
+                "default: the highest. The version served keeps this number (a source "
+                "without numbered directories is served as version 1)."
             ),
         ),
     ] = None
@@ -244,16 +245,34 @@ class Accuracy(ApiModel):
         Field(description="Run the accuracy gate; default: on for FP16 and INT8, off otherwise."),
     ] = None
     samples: Annotated[int, Field(ge=1, le=100000, description="Inputs to compare.")] = 32
-    rtol: Annotated[float, Field(ge=0, description="Relative tolerance per output value.")] = 0.01
-    atol: Annotated[float, Field(ge=0, description="Absolute tolerance per output value.")] = 0.001
+    rtol: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            description=(
+                "Relative tolerance per output value; default per precision: FP32 0.001, "
+                "FP16 0.05, INT8 0.1, NATIVE 1e-05."
+            ),
+        ),
+    ] = None
+    atol: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            description=(
+                "Absolute tolerance per output value; default per precision: FP32 0.001, "
+                "FP16 0.05, INT8 0.5, NATIVE 1e-05."
+            ),
+        ),
+    ] = None
     min_top1_agreement: Annotated[
         float | None,
         Field(
             ge=0,
             le=1,
             description=(
-                "For classifier outputs: minimum fraction of inputs whose top-1 class agrees; "
-                "when set, replaces rtol/atol for outputs of rank 2."
+                "For classifier outputs (rank 2, more than one column): minimum fraction of "
+                "inputs whose top-1 class agrees; when set, replaces rtol/atol for them."
             ),
         ),
     ] = None

@@ -320,6 +320,7 @@ def test_metrics_endpoint_counts_what_the_operator_did(
         line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
     )
     created = 'trtserve_child_actions_total{action="create",kind="Deployment"}'
-    assert int(samples[created]) >= 1
-    assert int(samples["trtserve_status_writes_total"]) >= 1
-    assert int(samples['trtserve_events_total{type="Normal"}']) >= 1
+    assert float(samples[created]) >= 1
+    assert float(samples["trtserve_status_writes_total"]) >= 1
+    assert float(samples['trtserve_events_total{type="Normal"}']) >= 1
+    assert float(samples['trtserve_models{phase="Pending"}']) >= 1

@@ -165,3 +165,34 @@ def test_unsupported_image_never_touches_the_deployment() -> None:
     assert any(
         e["reason"] == "UnsupportedServingImage" and e["type"] == "Warning" for e in kube.events
     )
+
+
+class PodView(KubeView):
+    """An up-to-date cache whose model has one pod with the given convert status."""
+
+    def __init__(self, kube: MemoryKube, init_status: dict[str, Any]) -> None:
+        super().__init__(kube)
+        self.init_status = init_status
+
+    def pods(self, namespace: str, instance: str) -> Sequence[Mapping[str, Any]]:
+        return [
+            {"metadata": {"name": "m-1"}, "status": {"initContainerStatuses": [self.init_status]}}
+        ]
+
+
+def test_a_failed_conversion_is_counted_once_across_status_refreshes() -> None:
+    kube = MemoryKube()
+    service = reconciler(kube)
+    asyncio.run(service.converge(TARGET, EmptyView(), None))
+    report = '{"v":1,"result":"Failed","reason":"AccuracyGateFailed","exitCode":40,"message":"x"}'
+    failed = {
+        "name": "convert",
+        "state": {"terminated": {"exitCode": 40, "message": report}},
+    }
+    for _ in range(3):
+        asyncio.run(service.refresh_status(TARGET, PodView(kube, failed), None))
+    metrics = service.metrics
+    assert metrics.value("trtserve_conversions_failed_total", reason="AccuracyGateFailed") == 1
+    assert metrics.value("trtserve_models", phase="Failed") == 1
+    service.forget("ns", "m")
+    assert metrics.value("trtserve_models", phase="Failed") == 0

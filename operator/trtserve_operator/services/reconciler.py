@@ -90,6 +90,7 @@ class Reconciler:
         """Drop what is remembered about a deleted TRTModel."""
         self._written.pop((namespace, name), None)
         self._locks.pop((namespace, name), None)
+        self.metrics.forget_model((namespace, name))
 
     async def apply(self, step: Step) -> Mapping[str, Any] | None:
         """Carry out one converge step; returns the object as the API returned it."""
@@ -188,6 +189,7 @@ class Reconciler:
             config_hash=config_hash,
             blocker=blocker,
         )
+        self.metrics.observe_status(key, previous, result.status)
         new = status_to_wire(result.status)
         patch = status_merge_patch(old, new)
         if patch:
@@ -229,6 +231,7 @@ class Reconciler:
             "reason": "InvalidSpec",
             "message": message,
         }
+        self.metrics.set_phase((namespace, name), "Failed")
         new = {**old, "phase": "Failed", "observedGeneration": generation}
         new["conditions"] = [*conditions, ready]
         patch = status_merge_patch(old, new)

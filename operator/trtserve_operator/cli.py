@@ -30,6 +30,7 @@ from trtserve_operator.kube.client import Kube
 from trtserve_operator.kube.errors import ConfigurationError
 from trtserve_operator.memory import trim_periodically
 from trtserve_operator.services.builders import build_children
+from trtserve_operator.services.builders.monitoring import build_monitoring_configmap
 from trtserve_operator.services.reconciler import Reconciler
 from trtserve_operator.services.targets import blocker_for, target_from_body
 from trtserve_operator.settings import Settings
@@ -156,8 +157,10 @@ def run_operator(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def render(path: Path, namespace: str, settings: Settings, out: TextIO, err: TextIO) -> int:
-    """Print the children of every TRTModel in ``path``; 1 when one is invalid or refused."""
+    """Print the children of every TRTModel in ``path`` (after the namespace-wide
+    monitoring ConfigMap of each namespace); 1 when one is invalid or refused."""
     manifests: list[dict[str, Any]] = []
+    namespaces: list[str] = []
     status = 0
     with path.open(encoding="utf-8") as stream:
         documents = [doc for doc in yaml.safe_load_all(stream) if doc]
@@ -178,6 +181,8 @@ def render(path: Path, namespace: str, settings: Settings, out: TextIO, err: Tex
             status = 1
             continue
         children = build_children(target, settings)
+        if target.namespace not in namespaces:
+            namespaces.append(target.namespace)
         blocker = blocker_for(target, settings)
         if blocker is not None:
             print(f"error: TRTModel {name}: {blocker.reason}: {blocker.message}", file=err)
@@ -187,7 +192,8 @@ def render(path: Path, namespace: str, settings: Settings, out: TextIO, err: Tex
     if not documents:
         print(f"error: no TRTModel in {path}", file=err)
         return 1
-    yaml.safe_dump_all(manifests, out, sort_keys=False)
+    shared = [build_monitoring_configmap(namespace) for namespace in namespaces]
+    yaml.safe_dump_all([*shared, *manifests], out, sort_keys=False)
     return status
 
 

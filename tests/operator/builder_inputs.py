@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from trtserve_operator.services.builders import Children, build_children
+from trtserve_operator.services.builders.monitoring import build_monitoring_configmap
 from trtserve_operator.services.builders.target import Target
 from trtserve_operator.services.targets import target_from_body
 from trtserve_operator.settings import Settings
@@ -40,3 +41,12 @@ def example_targets(path: Path) -> list[Target]:
 
 def rendered(path: Path) -> list[Children]:
     return [build_children(target, SETTINGS) for target in example_targets(path)]
+
+
+def manifests(path: Path) -> list[dict[str, Any]]:
+    """Everything the operator applies for the TRTModels of ``path``, in ``render``'s order:
+    the namespace-wide monitoring ConfigMap of each namespace, then each model's children."""
+    targets = example_targets(path)
+    namespaces = list(dict.fromkeys(target.namespace for target in targets))
+    shared = [build_monitoring_configmap(namespace) for namespace in namespaces]
+    return [*shared, *(obj for t in targets for obj in build_children(t, SETTINGS).all())]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from builder_inputs import EXAMPLES, SETTINGS, rendered
+from builder_inputs import EXAMPLES, SETTINGS, manifests
 
 from trtserve_operator.api.crd import render_crd
 from trtserve_operator.cli import build_parser, main, render
@@ -18,9 +18,10 @@ def test_render_prints_the_builders_output_for_an_example() -> None:
     example = EXAMPLES[0]
     assert render(example, "default", SETTINGS, out, err) == 0
     printed = list(yaml.safe_load_all(out.getvalue()))
-    expected = [obj for children in rendered(example) for obj in children.all()]
+    expected = manifests(example)
+    assert expected[0]["metadata"]["name"] == "trtserve-monitoring"
     for obj in expected:  # the CLI has no uid: it renders what the operator would, minus it
-        for owner in obj["metadata"]["ownerReferences"]:
+        for owner in obj["metadata"].get("ownerReferences", []):
             owner["uid"] = ""
     assert printed == expected
     assert err.getvalue() == ""

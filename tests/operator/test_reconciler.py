@@ -103,10 +103,12 @@ def test_first_converge_creates_children_writes_status_and_announces() -> None:
     kube = MemoryKube()
     asyncio.run(reconciler(kube).converge(TARGET, EmptyView(), None))
     assert [c for c in kube.calls if c[0] == "create"] == [
+        ("create", "ConfigMap"),  # trtserve-monitoring: the namespace's first model
         ("create", "ConfigMap"),
         ("create", "Service"),
         ("create", "Deployment"),
     ]
+    assert ("ConfigMap", "ns", "trtserve-monitoring") in kube.objects
     assert len(kube.statuses) == 1
     assert kube.statuses[0]["phase"] == "Pending"
     (applied,) = kube.events
@@ -130,8 +132,8 @@ def test_stale_cache_conflict_is_resolved_by_reading_the_object() -> None:
     asyncio.run(reconciler(kube).converge(TARGET, EmptyView(), None))
     creates = [c for c in kube.calls if c[0] == "create"]
     gets = [c for c in kube.calls if c[0] == "get"]
-    assert len(creates) == 3
-    assert len(gets) == 3
+    assert len(creates) == 4  # with the namespace's monitoring ConfigMap
+    assert len(gets) == 4
     assert not [c for c in kube.calls if c[0] == "patch"]
 
 
@@ -196,3 +198,43 @@ def test_a_failed_conversion_is_counted_once_across_status_refreshes() -> None:
     assert metrics.value("trtserve_models", phase="Failed") == 1
     service.forget("ns", "m")
     assert metrics.value("trtserve_models", phase="Failed") == 0
+
+
+def test_monitoring_configmap_is_created_once_per_namespace() -> None:
+    kube = MemoryKube()
+    service = reconciler(kube)
+    other = Target("other", "ns", TARGET.spec, uid="u2", generation=1)
+    elsewhere = Target("m", "ns2", TARGET.spec, uid="u3", generation=1)
+    asyncio.run(service.converge(TARGET, EmptyView(), None))
+    kube.calls.clear()
+    # The cache has not seen the new ConfigMap yet: the second model must not retry it.
+    asyncio.run(service.converge(other, EmptyView(), None))
+    assert [c for c in kube.calls if c[0] == "create"] == [
+        ("create", "ConfigMap"),
+        ("create", "Service"),
+        ("create", "Deployment"),
+    ]
+    assert ("ConfigMap", "ns", "other-batching") in kube.objects
+    asyncio.run(service.converge(elsewhere, EmptyView(), None))
+    assert ("ConfigMap", "ns2", "trtserve-monitoring") in kube.objects
+
+
+def test_a_deleted_monitoring_configmap_is_put_back_after_forget() -> None:
+    kube = MemoryKube()
+    service = reconciler(kube)
+    asyncio.run(service.converge(TARGET, EmptyView(), None))
+    del kube.objects[("ConfigMap", "ns", "trtserve-monitoring")]
+    asyncio.run(service.converge(TARGET, KubeView(kube), None))
+    assert ("ConfigMap", "ns", "trtserve-monitoring") not in kube.objects  # not looked at
+    service.monitoring.forget("ns")  # what the watch handler does on its DELETED event
+    asyncio.run(service.converge(TARGET, KubeView(kube), None))
+    assert ("ConfigMap", "ns", "trtserve-monitoring") in kube.objects
+
+
+def test_restart_with_an_existing_monitoring_configmap_writes_nothing() -> None:
+    kube = MemoryKube()
+    asyncio.run(reconciler(kube).converge(TARGET, EmptyView(), None))
+    kube.calls.clear()
+    stored = kube.statuses[-1]
+    asyncio.run(reconciler(kube).converge(TARGET, KubeView(kube), stored))  # a new process
+    assert kube.calls == []

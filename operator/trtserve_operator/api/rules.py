@@ -34,6 +34,7 @@ MANAGED_SERVER_FLAGS = (
     "enable_batching",
     "batching_parameters_file",
     "per_process_gpu_memory_fraction",
+    "monitoring_config_file",
 )
 """tensorflow_model_server flags the operator sets from the spec; extraArgs may not."""
 MANAGED_FLAG_PATTERN = r"^--?(" + "|".join(MANAGED_SERVER_FLAGS) + r")(=|$)"

@@ -26,6 +26,7 @@ from trtserve_operator.services.builders.names import HASH_ANNOTATION
 from trtserve_operator.services.builders.target import Target
 from trtserve_operator.services.converge import Action, Step, plan
 from trtserve_operator.services.metrics import Metrics
+from trtserve_operator.services.monitoring import SharedMonitoringConfig
 from trtserve_operator.services.status import (
     Blocker,
     Transition,
@@ -74,6 +75,7 @@ class Reconciler:
         self._slots = asyncio.Semaphore(settings.max_concurrent_reconciles)
         self._written: dict[tuple[str, str], dict[str, Any]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.monitoring = SharedMonitoringConfig(self.apply)
 
     def _lock(self, target: Target) -> asyncio.Lock:
         return self._locks.setdefault((target.namespace, target.name), asyncio.Lock())
@@ -136,6 +138,9 @@ class Reconciler:
                 wanted.append(children.deployment)
             applied: dict[str, Mapping[str, Any] | None] = {}
             changes: list[str] = []
+            shared = await self.monitoring.ensure(target.namespace, view)
+            if shared is not None:
+                changes.append(shared)
             for desired in wanted:
                 meta = desired["metadata"]
                 actual = view.child(desired["kind"], meta["namespace"], meta["name"])

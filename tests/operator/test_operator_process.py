@@ -324,3 +324,22 @@ def test_metrics_endpoint_counts_what_the_operator_did(
     assert float(samples["trtserve_status_writes_total"]) >= 1
     assert float(samples['trtserve_events_total{type="Normal"}']) >= 1
     assert float(samples['trtserve_models{phase="Pending"}']) >= 1
+
+
+def test_shared_monitoring_configmap_is_created_and_put_back(
+    cluster: EmulatedCluster, operator: Any
+) -> None:
+    create_and_wait(cluster, "monitored-m")
+    path = f"{CONFIGMAPS.format(ns=NS)}/trtserve-monitoring"
+    shared = cluster.get(path)
+    assert shared is not None
+    assert "prometheus_config" in shared["data"]["monitoring.config"]
+    settle(cluster, quiet=0.5)
+    cluster.delete(path)
+    again = wait_for(lambda: cluster.get(path), what="monitoring ConfigMap put back")
+    assert again["data"] == shared["data"]
+    cluster.patch(path, {"data": {"monitoring.config": "edited"}})
+    wait_for(
+        lambda: (cluster.get(path) or {}).get("data") == shared["data"],
+        what="monitoring ConfigMap repaired",
+    )

@@ -29,6 +29,7 @@ from trtserve_operator.handlers.retries import Retries
 from trtserve_operator.kube.client import Kube
 from trtserve_operator.kube.errors import ConfigurationError
 from trtserve_operator.memory import trim_periodically
+from trtserve_operator.services.benchmark import Benchmarks
 from trtserve_operator.services.builders import build_children
 from trtserve_operator.services.builders.monitoring import build_monitoring_configmap
 from trtserve_operator.services.reconciler import Reconciler
@@ -57,6 +58,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     operator_settings = Settings()
     reconciler = Reconciler(Kube.from_environment(), operator_settings)
     memo["reconciler"] = reconciler
+    memo["benchmarks"] = Benchmarks(reconciler.kube, operator_settings, reconciler.metrics)
     memo["heap_trimmer"] = asyncio.create_task(trim_periodically(HEAP_TRIM_INTERVAL))
     if operator_settings.metrics_port:
         memo["metrics_server"] = await serve_metrics(reconciler, operator_settings.metrics_port)

@@ -81,10 +81,17 @@ All resources are namespaced: granted cluster-wide (ClusterRole) or per watched 
 - apiGroups: [""]
   resources: ["services", "configmaps"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Serving pods are only read: the converter's termination message (its JSON report) and readiness.
+# Pods are only read: the converter's termination message (its JSON report) and readiness of
+# serving pods, and the benchmark pod's termination message (trt-bench's JSON summary).
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
+# The A/B benchmark Job of a TRTModel with spec.benchmark: kopf watches the Jobs (an index),
+# the adapter creates one per run, reads it back on a conflict, and deletes it once it has
+# read the result (the garbage collector then removes its pod).
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["create", "get", "list", "watch", "delete"]
 # Events about conversions (the adapter) and handler failures (kopf posts core/v1 events).
 - apiGroups: [""]
   resources: ["events"]

@@ -34,6 +34,10 @@ _COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "trtserve_status_writes_total": ("TRTModel status patches sent.", ()),
     "trtserve_events_total": ("Kubernetes Events posted on TRTModels.", ("type",)),
     "trtserve_api_errors_total": ("Failed Kubernetes API requests by error class.", ("error",)),
+    "trtserve_benchmarks_total": (
+        "A/B benchmarks finished (status.benchmark written), by result.",
+        ("result",),
+    ),
     "trtserve_conversions_failed_total": (
         "Failed conversions by the converter's reason, counted once per failure report.",
         ("reason",),

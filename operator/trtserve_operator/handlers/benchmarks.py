@@ -1,0 +1,107 @@
+"""The A/B benchmark (``spec.benchmark``): follow TRTModels and their benchmark Jobs.
+
+Every TRTModel event (spec or status) and every event of a benchmark Job lets the
+benchmark service take its next step (:mod:`trtserve_operator.services.benchmark`); the
+Jobs are cached in an index of projections (name, uid, run key, conditions).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from trtserve_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from trtserve_operator.handlers.indexes import MANAGED, plain
+from trtserve_operator.handlers.view import _one
+from trtserve_operator.kube.errors import KubeError
+from trtserve_operator.services.benchmark import Benchmarks
+from trtserve_operator.services.builders.benchmark_job import BENCH_COMPONENT
+from trtserve_operator.services.builders.names import LABEL_COMPONENT, LABEL_INSTANCE
+
+logger = logging.getLogger(__name__)
+
+BENCHMARK_JOBS = {**MANAGED, LABEL_COMPONENT: BENCH_COMPONENT}
+
+
+@kopf.index("batch", "v1", "jobs", labels=BENCHMARK_JOBS)
+def benchmark_job_index(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Only what the benchmark service reads, keyed by (namespace, TRTModel)."""
+    metadata = body.get("metadata", {})
+    status = body.get("status", {})
+    return {
+        (namespace or "", labels.get(LABEL_INSTANCE, "")): plain(
+            {
+                "metadata": {
+                    "name": metadata.get("name"),
+                    "uid": metadata.get("uid"),
+                    "annotations": metadata.get("annotations") or {},
+                    "deletionTimestamp": metadata.get("deletionTimestamp"),
+                },
+                "status": {
+                    "conditions": [
+                        {key: c.get(key) for key in ("type", "status", "reason", "message")}
+                        for c in status.get("conditions") or []
+                    ],
+                },
+            }
+        )
+    }
+
+
+@dataclass(frozen=True)
+class BenchmarkIndexView:
+    """The service's :class:`BenchmarkView` over kopf's indexes."""
+
+    trtmodels: kopf.Index[Any, Any]
+    job_store: kopf.Index[Any, Any]
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> BenchmarkIndexView:
+        return cls(trtmodels=kwargs["trtmodel_index"], job_store=kwargs["benchmark_job_index"])
+
+    def trtmodel(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return _one(self.trtmodels, (namespace, name))
+
+    def jobs(self, namespace: str, instance: str) -> Sequence[Mapping[str, Any]]:
+        return list(self.job_store.get((namespace, instance), []))
+
+
+async def _step(memo: kopf.Memo, namespace: str, name: str, view: BenchmarkIndexView) -> None:
+    """One step; API errors wait for the next event (a model's status or its Job changes
+    often while a benchmark is due; nothing is lost by waiting for one)."""
+    benchmarks = memo.get("benchmarks")
+    if not isinstance(benchmarks, Benchmarks):
+        return
+    try:
+        await benchmarks.model_changed(namespace, name, view)
+    except KubeError as error:
+        logger.warning("Benchmark of %s/%s: %s", namespace, name, error)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def trtmodel_event(
+    type: str, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    """A TRTModel changed: its benchmark, and the benchmarks it is the baseline of."""
+    benchmarks = memo.get("benchmarks")
+    if type == "DELETED":
+        if isinstance(benchmarks, Benchmarks):
+            benchmarks.forget(namespace or "", name)
+        return
+    await _step(memo, namespace or "", name, BenchmarkIndexView.from_kwargs(kwargs))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=BENCHMARK_JOBS)
+async def benchmark_job_event(
+    namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    """A benchmark Job changed (started, finished, deleted): its TRTModel's next step."""
+    instance = labels.get(LABEL_INSTANCE)
+    if instance:
+        await _step(memo, namespace or "", instance, BenchmarkIndexView.from_kwargs(kwargs))

@@ -9,6 +9,10 @@ import pytest
 import yaml
 from chart_support import CHART_DIR, NAMESPACE, RELEASE, REPO_ROOT, Rendered, run_tool
 
+from trtserve_operator.api.v1alpha1 import TRTModelSpec
+from trtserve_operator.services.builders.deployment import SCRAPE_ANNOTATIONS, build_deployment
+from trtserve_operator.services.builders.target import Target
+
 # The chart's minimum (Chart.yaml kubeVersion) and the newest schemas kubernetes-validate has.
 KUBERNETES_VERSIONS = ("1.28.0", kubernetes_validate.utils.latest_version())
 CLUSTER_SCOPED_KINDS = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
@@ -293,8 +297,6 @@ def test_pod_monitor_only_when_enabled(renders: dict[str, Rendered]) -> None:
 def test_pod_monitor_scrapes_tf_serving_of_the_watched_namespaces(
     renders: dict[str, Rendered],
 ) -> None:
-    from trtserve_operator.services.builders.deployment import SCRAPE_ANNOTATIONS
-
     everywhere = renders["operations"].one("PodMonitor")
     assert everywhere["apiVersion"] == "monitoring.coreos.com/v1"
     assert everywhere["metadata"]["namespace"] == NAMESPACE
@@ -321,10 +323,6 @@ def test_pod_monitor_scrapes_tf_serving_of_the_watched_namespaces(
 
 
 def test_pod_monitor_selects_what_the_operator_renders() -> None:
-    from trtserve_operator.api.v1alpha1 import TRTModelSpec
-    from trtserve_operator.services.builders.deployment import build_deployment
-    from trtserve_operator.services.builders.target import Target
-
     target = Target("m", "ns", TRTModelSpec.model_validate({"source": {"uri": "s3://b/m"}}))
     template = build_deployment(target, converter_image="c", serving_image="s")["spec"]["template"]
     labels = template["metadata"]["labels"]

@@ -141,7 +141,8 @@ def test_summary_becomes_status_at_the_highest_level() -> None:
     assert status.speedup == 1.62
     assert status.concurrency == 16
     assert status.significant is True
-    assert status.target is not None and status.baseline is not None
+    assert status.target is not None
+    assert status.baseline is not None
     assert (status.target.name, status.target.generation) == ("resnet50-fp16", 3)
     assert (status.baseline.name, status.baseline.generation) == ("resnet50-native", 2)
     assert (status.target.qps, status.target.p50_ms, status.target.p99_ms) == (812.0, 19.6, 25.0)
@@ -154,14 +155,21 @@ def test_summary_becomes_status_at_the_highest_level() -> None:
 
 
 def test_a_failed_run_keeps_the_levels_it_measured() -> None:
-    failed = {**SUMMARY, "result": "Failed", "reason": "ErrorRateExceeded", "exitCode": 40,
-              "message": "12 % of requests failed at concurrency 16", "comparison": None}  # fmt: skip
+    failed = {
+        **SUMMARY,
+        "result": "Failed",
+        "reason": "ErrorRateExceeded",
+        "exitCode": 40,
+        "message": "12 % of requests failed at concurrency 16",
+        "comparison": None,
+    }
     status = summary_to_status(parse_summary(json.dumps(failed), 40), run_of(TARGET, BASELINE),
                                job="j", start_time=None, now="t")  # fmt: skip
     assert status.result is BenchmarkResult.FAILED
     assert status.reason == "ErrorRateExceeded"
     assert status.speedup is None
-    assert status.target is not None and status.target.qps == 812.0
+    assert status.target is not None
+    assert status.target.qps == 812.0
 
 
 @pytest.mark.parametrize(

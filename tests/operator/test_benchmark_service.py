@@ -13,10 +13,12 @@ from typing import Any
 
 from bench_support import NS, SUMMARY, bench_pod, finished, model
 
+from trtserve_operator.api.v1alpha1 import TRTModelStatus
 from trtserve_operator.kube.errors import ConflictError
 from trtserve_operator.kube.resources import ApiResource
 from trtserve_operator.services.benchmark import Benchmarks
-from trtserve_operator.services.status import status_merge_patch
+from trtserve_operator.services.status import compute_status, status_merge_patch, status_to_wire
+from trtserve_operator.services.targets import target_from_body
 from trtserve_operator.settings import Settings
 
 
@@ -300,8 +302,14 @@ def test_trt_bench_failure_summary_is_the_status() -> None:
     cluster = world()
     benchmarks = service(cluster)
     sync(benchmarks, cluster)
-    failure = {**SUMMARY, "result": "Failed", "reason": "ModelNotAvailable", "exitCode": 11,
-               "message": "resnet50-native: model not AVAILABLE after 120 s", "comparison": None}  # fmt: skip
+    failure = {
+        **SUMMARY,
+        "result": "Failed",
+        "reason": "ModelNotAvailable",
+        "exitCode": 11,
+        "message": "resnet50-native: model not AVAILABLE after 120 s",
+        "comparison": None,
+    }
     cluster.finish(failure, exit_code=11)
     sync(benchmarks, cluster)
     status = bench_status(cluster)
@@ -351,10 +359,6 @@ def test_the_merge_patch_replaces_the_previous_run_completely() -> None:
 
 def test_reconciler_status_updates_carry_status_benchmark() -> None:
     """compute_status carries status.benchmark, so the reconciler's patch never drops it."""
-    from trtserve_operator.api.v1alpha1 import TRTModelStatus
-    from trtserve_operator.services.status import compute_status, status_to_wire
-    from trtserve_operator.services.targets import target_from_body
-
     stored = {**model(TARGET, baseline=BASELINE)["status"], "benchmark": {"result": "Running"}}
     result = compute_status(
         target_from_body(model(TARGET, baseline=BASELINE)),

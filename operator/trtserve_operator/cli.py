@@ -30,7 +30,7 @@ from trtserve_operator.kube.client import Kube
 from trtserve_operator.kube.errors import ConfigurationError
 from trtserve_operator.memory import trim_periodically
 from trtserve_operator.services.benchmark import Benchmarks
-from trtserve_operator.services.builders import build_children
+from trtserve_operator.services.builders import build_benchmark_jobs, build_children
 from trtserve_operator.services.builders.monitoring import build_monitoring_configmap
 from trtserve_operator.services.reconciler import Reconciler
 from trtserve_operator.services.targets import blocker_for, target_from_body
@@ -160,9 +160,11 @@ def run_operator(args: argparse.Namespace, settings: Settings) -> int:
 
 def render(path: Path, namespace: str, settings: Settings, out: TextIO, err: TextIO) -> int:
     """Print the children of every TRTModel in ``path`` (after the namespace-wide
-    monitoring ConfigMap of each namespace); 1 when one is invalid or refused."""
+    monitoring ConfigMap of each namespace, and followed by the benchmark Jobs the file's
+    models would run); 1 when one is invalid or refused."""
     manifests: list[dict[str, Any]] = []
     namespaces: list[str] = []
+    targets = []
     status = 0
     with path.open(encoding="utf-8") as stream:
         documents = [doc for doc in yaml.safe_load_all(stream) if doc]
@@ -183,6 +185,7 @@ def render(path: Path, namespace: str, settings: Settings, out: TextIO, err: Tex
             status = 1
             continue
         children = build_children(target, settings)
+        targets.append(target)
         if target.namespace not in namespaces:
             namespaces.append(target.namespace)
         blocker = blocker_for(target, settings)
@@ -195,7 +198,8 @@ def render(path: Path, namespace: str, settings: Settings, out: TextIO, err: Tex
         print(f"error: no TRTModel in {path}", file=err)
         return 1
     shared = [build_monitoring_configmap(namespace) for namespace in namespaces]
-    yaml.safe_dump_all([*shared, *manifests], out, sort_keys=False)
+    jobs = build_benchmark_jobs(targets, settings)
+    yaml.safe_dump_all([*shared, *manifests, *jobs], out, sort_keys=False)
     return status
 
 

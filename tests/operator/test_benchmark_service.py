@@ -11,7 +11,10 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pytest
 from bench_support import NS, SUMMARY, bench_pod, finished, model
+
+import trtserve_operator.services.benchmark as benchmark_module
 
 from trtserve_operator.api.v1alpha1 import TRTModelStatus
 from trtserve_operator.kube.errors import ConflictError
@@ -370,3 +373,15 @@ def test_reconciler_status_updates_carry_status_benchmark() -> None:
     new = status_to_wire(result.status)
     assert new["benchmark"] == {"result": "Running"}
     assert "benchmark" not in status_merge_patch(stored, new)
+
+
+def test_a_model_without_benchmark_costs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every TRTModel event reaches the service: most must cost neither parsing nor I/O."""
+
+    def no_parsing(body: Any) -> Any:
+        raise AssertionError("a model without benchmark was parsed")
+
+    monkeypatch.setattr(benchmark_module, "target_from_body", no_parsing)
+    cluster = Cluster(model("plain"))
+    sync(service(cluster), cluster, "plain")
+    assert cluster.calls == []

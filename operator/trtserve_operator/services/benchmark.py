@@ -234,6 +234,8 @@ class Benchmarks:
         body = view.trtmodel(namespace, name)
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):
             return
+        if not self._concerned(key, body, view):
+            return  # most models: no benchmark, nothing left of one (no parsing, no request)
         try:
             target = target_from_body(body)
         except ValidationError:
@@ -281,6 +283,15 @@ class Benchmarks:
             await self._finish(key, recorded, current, job_name, self._lost(recorded))
             return
         await self._start(key, recorded, current, job_name)
+
+    def _concerned(self, key: ModelKey, body: Mapping[str, Any], view: BenchmarkView) -> bool:
+        """Whether the model has a benchmark, or something of one to clean up."""
+        return bool(
+            (body.get("spec") or {}).get("benchmark")
+            or key in self._baseline_of
+            or self._recorded(key, body)
+            or view.jobs(*key)
+        )
 
     async def _follow(
         self,

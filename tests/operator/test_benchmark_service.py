@@ -15,7 +15,6 @@ import pytest
 from bench_support import NS, SUMMARY, bench_pod, finished, model
 
 import trtserve_operator.services.benchmark as benchmark_module
-
 from trtserve_operator.api.v1alpha1 import TRTModelStatus
 from trtserve_operator.kube.errors import ConflictError
 from trtserve_operator.kube.resources import ApiResource

@@ -50,6 +50,7 @@ import yaml
 from trtserve_operator.kube.client import Kube
 from trtserve_operator.kube.errors import ConflictError
 from trtserve_operator.services.builders import build_children
+from trtserve_operator.services.builders.monitoring import build_monitoring_configmap
 from trtserve_operator.services.reconciler import utc_now
 from trtserve_operator.services.status import compute_status, status_to_wire
 from trtserve_operator.services.targets import target_from_body
@@ -378,6 +379,9 @@ async def preloaded_benchmark(cluster: KmockCluster, count: int, idle: float) ->
         "Service": "v1/services",
         "Deployment": "apps/v1/deployments",
     }
+    shared = build_monitoring_configmap(ns)  # the namespace's, created by its first model
+    shared["metadata"]["uid"] = "uid-monitoring"
+    objects[plural["ConfigMap"], ns, shared["metadata"]["name"]] = shared
     for i in range(count):
         body = converged_trtmodel(f"mem-{i:04d}", ns, settings)
         objects["trtserve.io/v1alpha1/trtmodels", ns, body["metadata"]["name"]] = body

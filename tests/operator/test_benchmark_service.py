@@ -16,7 +16,7 @@ from bench_support import NS, SUMMARY, bench_pod, finished, model
 
 import trtserve_operator.services.benchmark as benchmark_module
 from trtserve_operator.api.v1alpha1 import TRTModelStatus
-from trtserve_operator.kube.errors import ConflictError
+from trtserve_operator.kube.errors import ConflictError, RejectedError
 from trtserve_operator.kube.resources import ApiResource
 from trtserve_operator.services.benchmark import Benchmarks
 from trtserve_operator.services.status import compute_status, status_merge_patch, status_to_wire
@@ -43,6 +43,8 @@ class Cluster:
         self.pods: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []
         self.events: list[dict[str, Any]] = []
+        self.refuse: str | None = None
+        """A reason the API refuses Job creates with (a quota, an admission webhook)."""
         self.lagging = False
         """True: the Job cache has not seen creations yet."""
         self.cached_jobs: dict[str, dict[str, Any]] = {}
@@ -51,6 +53,8 @@ class Cluster:
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         self.calls.append(("create", str(obj["kind"])))
         name = obj["metadata"]["name"]
+        if self.refuse:
+            raise RejectedError(self.refuse, code=403)
         if name in self.api_jobs:
             raise ConflictError("AlreadyExists", code=409)
         job = copy.deepcopy(dict(obj))
@@ -384,3 +388,20 @@ def test_a_model_without_benchmark_costs_nothing(monkeypatch: pytest.MonkeyPatch
     cluster = Cluster(model("plain"))
     sync(service(cluster), cluster, "plain")
     assert cluster.calls == []
+
+
+def test_a_refused_job_is_a_failure_until_a_new_generation() -> None:
+    cluster = world()
+    cluster.refuse = "jobs.batch is forbidden: exceeded quota: compute"
+    benchmarks = service(cluster)
+    sync(benchmarks, cluster)
+    status = bench_status(cluster)
+    assert (status["result"], status["reason"]) == ("Failed", "JobRejected")
+    assert "exceeded quota" in status["message"]
+    cluster.refuse = None
+    cluster.calls.clear()
+    sync(benchmarks, cluster)
+    assert cluster.writes() == []
+    cluster.bump(TARGET)
+    sync(benchmarks, cluster)
+    assert len(cluster.api_jobs) == 1

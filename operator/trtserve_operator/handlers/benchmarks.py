@@ -16,8 +16,9 @@ import kopf
 
 from trtserve_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from trtserve_operator.handlers.indexes import MANAGED, plain
+from trtserve_operator.handlers.retries import Retries
 from trtserve_operator.handlers.view import _one
-from trtserve_operator.kube.errors import KubeError
+from trtserve_operator.kube.errors import KubeError, TransientError
 from trtserve_operator.services.benchmark import Benchmarks
 from trtserve_operator.services.builders.benchmark_job import BENCH_COMPONENT
 from trtserve_operator.services.builders.names import LABEL_COMPONENT, LABEL_INSTANCE
@@ -73,13 +74,21 @@ class BenchmarkIndexView:
 
 
 async def _step(memo: kopf.Memo, namespace: str, name: str, view: BenchmarkIndexView) -> None:
-    """One step; API errors wait for the next event (a model's status or its Job changes
-    often while a benchmark is due; nothing is lost by waiting for one)."""
+    """One step. kopf does not retry event handlers: a transient API error is retried with
+    backoff (at most one pending retry per model); others wait for the next event."""
     benchmarks = memo.get("benchmarks")
     if not isinstance(benchmarks, Benchmarks):
         return
     try:
         await benchmarks.model_changed(namespace, name, view)
+    except TransientError as error:
+        logger.warning("Benchmark of %s/%s failed, retrying later: %s", namespace, name, error)
+        retries = memo.setdefault("retries", Retries())
+        assert isinstance(retries, Retries)
+        retries.schedule(
+            ("benchmark", namespace, name),
+            lambda: benchmarks.model_changed(namespace, name, view),
+        )
     except KubeError as error:
         logger.warning("Benchmark of %s/%s: %s", namespace, name, error)
 

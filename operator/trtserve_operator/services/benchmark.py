@@ -35,7 +35,7 @@ from trtserve_operator.api.v1alpha1 import (
     BenchmarkResult,
     BenchmarkStatus,
 )
-from trtserve_operator.kube.errors import ConflictError
+from trtserve_operator.kube.errors import ConflictError, RejectedError
 from trtserve_operator.kube.port import KubeApi
 from trtserve_operator.kube.resources import JOBS
 from trtserve_operator.services.bench_report import BenchSummary, parse_summary, summary_to_status
@@ -427,6 +427,18 @@ class Benchmarks:
             await self.kube.create(job)
         except ConflictError:
             logger.info("Benchmark Job %s/%s exists already", key[0], job_name)
+        except RejectedError as error:
+            # Refused for good (admission, quota, RBAC): say so; retried at a new generation.
+            refused = self._running(run, job_name, _now()).model_copy(
+                update={
+                    "result": BenchmarkResult.FAILED,
+                    "reason": "JobRejected",
+                    "message": f"the benchmark Job was refused: {error}"[:1024],
+                    "completion_time": _now(),
+                }
+            )
+            await self._finish(key, recorded, run, job_name, refused)
+            return
         self._created[key] = run.key
         await self._write(key, recorded, self._running(run, job_name, _now()))
 

@@ -405,3 +405,15 @@ def test_a_refused_job_is_a_failure_until_a_new_generation() -> None:
     cluster.bump(TARGET)
     sync(benchmarks, cluster)
     assert len(cluster.api_jobs) == 1
+
+
+def test_deleting_the_baseline_stops_a_running_benchmark() -> None:
+    cluster = world()
+    benchmarks = service(cluster)
+    sync(benchmarks, cluster)
+    assert len(cluster.api_jobs) == 1
+    del cluster.models[BASELINE]
+    benchmarks.forget(NS, BASELINE)  # what the DELETED event does before its step
+    sync(benchmarks, cluster, BASELINE)
+    assert cluster.api_jobs == {}
+    assert bench_status(cluster)["reason"] == "BaselineNotFound"

@@ -99,10 +99,10 @@ async def trtmodel_event(
 ) -> None:
     """A TRTModel changed: its benchmark, and the benchmarks it is the baseline of."""
     benchmarks = memo.get("benchmarks")
-    if type == "DELETED":
-        if isinstance(benchmarks, Benchmarks):
-            benchmarks.forget(namespace or "", name)
-        return
+    if type == "DELETED" and isinstance(benchmarks, Benchmarks):
+        # Its own Jobs go with it (ownerReferences); those measuring it as a baseline are
+        # stopped by the step below.
+        benchmarks.forget(namespace or "", name)
     await _step(memo, namespace or "", name, BenchmarkIndexView.from_kwargs(kwargs))
 
 

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from trtserve_operator.api.v1alpha1 import DEFAULT_SERVING_IMAGE
 
 DEFAULT_CONVERTER_IMAGE = "trtserve/converter:0.1.0"
+DEFAULT_HEALTH_PORT = 19080
 
 
 class Settings(BaseSettings):
@@ -36,7 +37,17 @@ class Settings(BaseSettings):
     ] = ()
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    health_port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    health_port: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=65535,
+            description=(
+                "Port of kopf's /healthz; uncommon on purpose (8080 collides with local "
+                "servers when the operator runs on a laptop) and below the ephemeral range."
+            ),
+        ),
+    ] = DEFAULT_HEALTH_PORT
     metrics_port: Annotated[int, Field(ge=0, le=65535, description="0 disables metrics.")] = 0
     max_concurrent_reconciles: Annotated[
         int, Field(ge=1, le=1024, description="TRTModels converged at the same time.")

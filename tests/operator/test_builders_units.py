@@ -167,7 +167,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.log_format == "json"
     assert settings.log_level == "DEBUG"
     assert settings.serving_image == "x/serving:2.17.1-gpu"
-    assert settings.health_port == 8080
+    assert settings.health_port == 19080
 
 
 def test_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -42,13 +42,21 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- end -}}
 
-{{/* repository:tag[@digest] */}}
-{{- define "trtserve.operatorImage" -}}
-{{- $image := printf "%s:%s" .Values.image.repository .Values.image.tag -}}
-{{- if .Values.image.digest -}}
-{{- $image = printf "%s@%s" $image .Values.image.digest -}}
+{{/* repository:tag[@digest] of an image value (image, converterImage) */}}
+{{- define "trtserve.image" -}}
+{{- $image := printf "%s:%s" .repository .tag -}}
+{{- if .digest -}}
+{{- $image = printf "%s@%s" $image .digest -}}
 {{- end -}}
 {{- $image -}}
+{{- end -}}
+
+{{- define "trtserve.operatorImage" -}}
+{{- include "trtserve.image" .Values.image -}}
+{{- end -}}
+
+{{- define "trtserve.converterImage" -}}
+{{- include "trtserve.image" .Values.converterImage -}}
 {{- end -}}
 
 {{/*

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from trtserve_operator.api import rules
+from trtserve_operator.api.corev1 import QUANTITY_PATTERN, CoreType
 from trtserve_operator.api.validation import rule_error
 
 GROUP = "trtserve.io"
@@ -70,10 +71,6 @@ def _quantity_to_str(value: Any) -> Any:
     return value
 
 
-QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
-    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
-)
 Quantity = Annotated[
     str,
     BeforeValidator(_quantity_to_str),
@@ -497,11 +494,16 @@ class Serving(ApiModel):
         Field(max_length=64, description="Node selector of the serving pods."),
     ] = None
     tolerations: Annotated[
-        list[Annotated[dict[str, Any], Field(description="A core/v1 Toleration.")]] | None,
-        Field(max_length=64, description="Tolerations of the serving pods (core/v1 Toleration)."),
+        list[Annotated[dict[str, Any], CoreType("Toleration")]] | None,
+        Field(
+            max_length=64,
+            description="Tolerations of the serving pods (core/v1 Toleration).",
+            # PodSpec.tolerations' own list type.
+            json_schema_extra={"x-kubernetes-list-type": "atomic"},
+        ),
     ] = None
     affinity: Annotated[
-        dict[str, Any] | None,
+        Annotated[dict[str, Any], CoreType("Affinity")] | None,
         Field(description="Affinity of the serving pods (core/v1 Affinity)."),
     ] = None
     batching: Annotated[Batching, Field(description="Server-side batching.")] = Batching()
@@ -515,15 +517,24 @@ class Serving(ApiModel):
         Field(
             max_length=64,
             description=(
-                "Extra tensorflow_model_server arguments, e.g. --enable_model_warmup=true; not "
-                "the flags the operator sets (port, model, batching, GPU memory fraction)."
+                "Extra tensorflow_model_server arguments, e.g. "
+                "--tensorflow_intra_op_parallelism=4; not the flags the operator sets (ports, "
+                "model, warmup, batching, GPU memory fraction)."
             ),
             json_schema_extra=_cel(rules.MANAGED_FLAGS),
         ),
     ] = None
     env: Annotated[
-        list[Annotated[dict[str, Any], Field(description="A core/v1 EnvVar.")]] | None,
-        Field(max_length=64, description="Extra environment of the serving container (EnvVar)."),
+        list[Annotated[dict[str, Any], CoreType("EnvVar")]] | None,
+        Field(
+            max_length=64,
+            description="Extra environment of the serving container (core/v1 EnvVar).",
+            # Container.env's own list type: names are unique.
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
+        ),
     ] = None
 
     @field_validator("extra_args")
@@ -532,6 +543,16 @@ class Serving(ApiModel):
         if any(re.search(rules.MANAGED_FLAG_PATTERN, arg) for arg in args or []):
             raise rule_error("", rules.MANAGED_FLAGS.message)
         return args
+
+    @field_validator("env")
+    @classmethod
+    def _env_names_unique(cls, env: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        """Container.env is a list map keyed by name: the CRD rejects a repeated name too."""
+        names = [item["name"] for item in env or []]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise rule_error("", f"duplicate env name(s) {', '.join(duplicates)}")
+        return env
 
 
 class BenchmarkTrigger(StrEnum):

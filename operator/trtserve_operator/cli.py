@@ -60,7 +60,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     operator_settings = Settings()
     reconciler = Reconciler(Kube.from_environment(), operator_settings)
     memo["reconciler"] = reconciler
-    memo["benchmarks"] = Benchmarks(reconciler.kube, operator_settings, reconciler.metrics)
+    memo["benchmarks"] = Benchmarks(
+        reconciler.kube, operator_settings, reconciler.metrics, reconciler.writes
+    )
     memo["heap_trimmer"] = asyncio.create_task(trim_periodically(HEAP_TRIM_INTERVAL))
     if operator_settings.metrics_port:
         memo["metrics_server"] = await serve_metrics(reconciler, operator_settings.metrics_port)
@@ -79,6 +81,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await server.cleanup()
     reconciler = memo.get("reconciler")
     if isinstance(reconciler, Reconciler):
+        await reconciler.close()
         await reconciler.kube.close()
 
 

@@ -52,6 +52,24 @@ class Settings(BaseSettings):
     max_concurrent_reconciles: Annotated[
         int, Field(ge=1, le=1024, description="TRTModels converged at the same time.")
     ] = 16
+    max_concurrent_writes: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=256,
+            description="Write requests in flight at once (no rate limit: the API server "
+            "sets the pace).",
+        ),
+    ] = 8
+    status_interval: Annotated[
+        float,
+        Field(
+            ge=0.0,
+            le=60.0,
+            description="Seconds a TRTModel's status update waits so that the changes of its "
+            "Deployment and pods coalesce into one write (at most one per interval).",
+        ),
+    ] = 1.0
 
     @field_validator("namespaces", mode="before")
     @classmethod

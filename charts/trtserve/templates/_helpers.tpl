@@ -66,10 +66,10 @@ off). tests/chart/test_chart_rbac.py keeps them equal.
 All resources are namespaced: granted cluster-wide (ClusterRole) or per watched namespace (Role).
 */}}
 {{- define "trtserve.rules" -}}
-# TRTModels: kopf watches them and patches their annotations (progress, diff-base) and finalizers.
+# TRTModels: kopf lists and watches them; the operator never writes their metadata or spec.
 - apiGroups: ["trtserve.io"]
   resources: ["trtmodels"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch"]
 # Conditions and the conversion report are written to the status subresource only.
 - apiGroups: ["trtserve.io"]
   resources: ["trtmodels/status"]
@@ -80,9 +80,10 @@ All resources are namespaced: granted cluster-wide (ClusterRole) or per watched 
 - apiGroups: ["trtserve.io"]
   resources: ["trtmodels/finalizers"]
   verbs: ["update"]
-# The children of each TRTModel: serving Deployment, gRPC/REST Service, batching ConfigMap.
-# kopf watches them; the adapter gets, creates and patches them (deletion is left to the
-# garbage collector through the ownerReferences).
+# The children of each TRTModel: serving Deployment, gRPC/REST Service, batching ConfigMap
+# (with batching on); and the namespace's shared trtserve-monitoring ConfigMap. kopf watches
+# them; the adapter gets, creates and patches them (deletion is left to the garbage
+# collector through the ownerReferences; the shared ConfigMap is owned by no model).
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch"]
@@ -100,7 +101,8 @@ All resources are namespaced: granted cluster-wide (ClusterRole) or per watched 
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["create", "get", "list", "watch", "delete"]
-# Events about conversions (the adapter) and handler failures (kopf posts core/v1 events).
+# Events on TRTModels for transitions a person acts on: Ready, a failure, conversion done,
+# benchmark finished.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

@@ -2,7 +2,9 @@
 
 Every TRTModel event (spec or status) and every event of a benchmark Job lets the
 benchmark service take its next step (:mod:`trtserve_operator.services.benchmark`); the
-Jobs are cached in an index of projections (name, uid, run key, conditions).
+Jobs are cached in an index of projections (name, uid, run key, conditions), like the
+other indexes (:mod:`.indexes`). Level-triggered like the reconciler's handlers: kopf
+stores nothing on the objects.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from typing import Any
 import kopf
 
 from trtserve_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
-from trtserve_operator.handlers.indexes import MANAGED, plain
+from trtserve_operator.handlers.indexes import MANAGED
 from trtserve_operator.handlers.retries import Retries
 from trtserve_operator.handlers.view import _one
 from trtserve_operator.kube.errors import KubeError, TransientError
 from trtserve_operator.services.benchmark import Benchmarks
-from trtserve_operator.services.builders.benchmark_job import BENCH_COMPONENT
+from trtserve_operator.services.builders.benchmark_job import BENCH_COMPONENT, KEY_ANNOTATION
 from trtserve_operator.services.builders.names import LABEL_COMPONENT, LABEL_INSTANCE
 
 logger = logging.getLogger(__name__)
@@ -28,31 +30,34 @@ logger = logging.getLogger(__name__)
 BENCHMARK_JOBS = {**MANAGED, LABEL_COMPONENT: BENCH_COMPONENT}
 
 
+def job_projection(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Only what the benchmark service reads: identity, the run key annotation (the
+    Job's only annotation the operator sets) and the conditions."""
+    metadata = body.get("metadata") or {}
+    status = body.get("status") or {}
+    annotations = metadata.get("annotations") or {}
+    return {
+        "metadata": {
+            "name": metadata.get("name"),
+            "uid": metadata.get("uid"),
+            "annotations": {k: annotations[k] for k in (KEY_ANNOTATION,) if k in annotations},
+            "deletionTimestamp": metadata.get("deletionTimestamp"),
+        },
+        "status": {
+            "conditions": [
+                {key: c.get(key) for key in ("type", "status", "reason", "message")}
+                for c in status.get("conditions") or []
+            ],
+        },
+    }
+
+
 @kopf.index("batch", "v1", "jobs", labels=BENCHMARK_JOBS)
-def benchmark_job_index(
+async def benchmark_job_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """Only what the benchmark service reads, keyed by (namespace, TRTModel)."""
-    metadata = body.get("metadata", {})
-    status = body.get("status", {})
-    return {
-        (namespace or "", labels.get(LABEL_INSTANCE, "")): plain(
-            {
-                "metadata": {
-                    "name": metadata.get("name"),
-                    "uid": metadata.get("uid"),
-                    "annotations": metadata.get("annotations") or {},
-                    "deletionTimestamp": metadata.get("deletionTimestamp"),
-                },
-                "status": {
-                    "conditions": [
-                        {key: c.get(key) for key in ("type", "status", "reason", "message")}
-                        for c in status.get("conditions") or []
-                    ],
-                },
-            }
-        )
-    }
+    """Keyed by (namespace, TRTModel). ``async``: see :mod:`.indexes`."""
+    return {(namespace or "", labels.get(LABEL_INSTANCE, "")): job_projection(body)}
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ async def _step(memo: kopf.Memo, namespace: str, name: str, view: BenchmarkIndex
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def trtmodel_event(
+async def benchmark_trtmodel_event(
     type: str, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     """A TRTModel changed: its benchmark, and the benchmarks it is the baseline of."""

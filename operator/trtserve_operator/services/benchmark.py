@@ -18,6 +18,8 @@ benchmark Job calls :meth:`Benchmarks.sync`, which compares what exists with wha
 ``status.benchmark`` is the only state; it is written with a merge patch of that key
 alone, and the reconciler's status updates carry it unchanged. The last value written per
 model is remembered, so events racing ahead of the watch do not write or create twice.
+Writes share the reconciler's :class:`.limits.WriteLimiter` (the Job as a child write,
+status and Events after the children of every model).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from trtserve_operator.services.builders.benchmark_job import (
 )
 from trtserve_operator.services.builders.deployment import converter_image
 from trtserve_operator.services.builders.target import Target
+from trtserve_operator.services.limits import Priority, WriteLimiter
 from trtserve_operator.services.metrics import Metrics
 from trtserve_operator.services.status import status_merge_patch
 from trtserve_operator.services.targets import object_reference, target_from_body
@@ -163,10 +166,17 @@ def _done_at(recorded: Mapping[str, Any] | None, target: Target) -> bool:
 class Benchmarks:
     """Runs and reads the benchmark Jobs; one instance per operator process."""
 
-    def __init__(self, kube: KubeApi, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        kube: KubeApi,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        writes: WriteLimiter | None = None,
+    ) -> None:
         self.kube = kube
         self.settings = settings
         self.metrics = metrics or Metrics()
+        self.writes = writes or WriteLimiter(settings.max_concurrent_writes)
         self._written: dict[ModelKey, dict[str, Any] | None] = {}
         self._created: dict[ModelKey, str] = {}
         self._locks: dict[ModelKey, asyncio.Lock] = {}
@@ -218,7 +228,8 @@ class Benchmarks:
             patch: Any = wire
         else:
             patch = status_merge_patch(recorded, wire)
-        await self.kube.patch_trtmodel_status(key[0], key[1], {"benchmark": patch})
+        async with self.writes.slot(Priority.STATUS):
+            await self.kube.patch_trtmodel_status(key[0], key[1], {"benchmark": patch})
         self.metrics.inc("trtserve_status_writes_total")
         self._written[key] = wire
         return True
@@ -227,7 +238,8 @@ class Benchmarks:
         for job in jobs:
             name = str(job.get("metadata", {}).get("name"))
             logger.info("Deleting benchmark Job %s/%s", namespace, name)
-            await self.kube.delete(JOBS, namespace, name)
+            async with self.writes.slot(Priority.CHILD):
+                await self.kube.delete(JOBS, namespace, name)
 
     async def _sync(self, key: ModelKey, view: BenchmarkView) -> None:
         namespace, name = key
@@ -424,7 +436,8 @@ class Benchmarks:
         )
         logger.info("Creating benchmark Job %s/%s", key[0], job_name)
         try:
-            await self.kube.create(job)
+            async with self.writes.slot(Priority.CHILD):
+                await self.kube.create(job)
         except ConflictError:
             logger.info("Benchmark Job %s/%s exists already", key[0], job_name)
         except RejectedError as error:
@@ -455,10 +468,11 @@ class Benchmarks:
         succeeded = status.result is BenchmarkResult.SUCCEEDED
         self.metrics.inc("trtserve_benchmarks_total", result=str(status.result))
         speedup = f"speedup {status.speedup:.2f}x: " if status.speedup is not None else ""
-        await self.kube.create_event(
-            object_reference(run.target),
-            event_type="Normal" if succeeded else "Warning",
-            reason="BenchmarkSucceeded" if succeeded else "BenchmarkFailed",
-            message=f"{speedup}{status.message or ''} (Job {job_name})",
-        )
+        async with self.writes.slot(Priority.STATUS):
+            await self.kube.create_event(
+                object_reference(run.target),
+                event_type="Normal" if succeeded else "Warning",
+                reason="BenchmarkSucceeded" if succeeded else "BenchmarkFailed",
+                message=f"{speedup}{status.message or ''} (Job {job_name})",
+            )
         self.metrics.inc("trtserve_events_total", type="Normal" if succeeded else "Warning")

@@ -31,7 +31,9 @@ from trtserve_operator.handlers.retries import Retries
 from trtserve_operator.kube.client import Kube, check_reachable
 from trtserve_operator.kube.errors import ConfigurationError
 from trtserve_operator.memory import trim_periodically
-from trtserve_operator.services.builders import build_children
+from trtserve_operator.services.benchmark import Benchmarks
+from trtserve_operator.services.builders import build_benchmark_jobs, build_children
+from trtserve_operator.services.builders.monitoring import build_monitoring_configmap
 from trtserve_operator.services.reconciler import Reconciler
 from trtserve_operator.services.targets import blocker_for, target_from_body
 from trtserve_operator.settings import Settings
@@ -58,6 +60,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     operator_settings = Settings()
     reconciler = Reconciler(Kube.from_environment(), operator_settings)
     memo["reconciler"] = reconciler
+    memo["benchmarks"] = Benchmarks(
+        reconciler.kube, operator_settings, reconciler.metrics, reconciler.writes
+    )
     memo["heap_trimmer"] = asyncio.create_task(trim_periodically(HEAP_TRIM_INTERVAL))
     if operator_settings.metrics_port:
         memo["metrics_server"] = await serve_metrics(reconciler, operator_settings.metrics_port)
@@ -248,7 +253,9 @@ def render(
     stdin: TextIO | None = None,
     owner: bool = True,
 ) -> int:
-    """Print the children of every TRTModel in ``source`` (a path, or ``-`` for stdin).
+    """Print the children of every TRTModel in ``source`` (a path, or ``-`` for stdin),
+    after the namespace-wide monitoring ConfigMap of each namespace and followed by the
+    benchmark Jobs the file's models would run.
 
     All or nothing: when a TRTModel is invalid or refused (e.g. an unsupported serving
     image, for which the operator creates no Deployment), or there is no TRTModel at all,
@@ -271,6 +278,7 @@ def render(
         )
         return 1
     manifests: list[dict[str, Any]] = []
+    targets = []
     status = 0
     for document in models:
         metadata = document.setdefault("metadata", {})
@@ -301,8 +309,12 @@ def render(
             status = 1
             continue
         manifests += build_children(target, settings).all()
+        targets.append(target)
     if status:
         return status
+    namespaces = dict.fromkeys(target.namespace for target in targets)
+    shared = [build_monitoring_configmap(namespace) for namespace in namespaces]
+    manifests = [*shared, *manifests, *build_benchmark_jobs(targets, settings)]
     if not owner:
         for manifest in manifests:
             manifest["metadata"].pop("ownerReferences", None)

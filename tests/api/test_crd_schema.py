@@ -231,7 +231,12 @@ def test_no_cel_rule_reads_or_sits_in_an_embedded_core_type() -> None:
 
 def test_printer_columns() -> None:
     columns = {c["name"]: c for c in build_crd()["spec"]["versions"][0]["additionalPrinterColumns"]}
-    assert list(columns) == ["Precision", "Ready", "Reason", "Endpoint", "Age", "GPU", "Replicas"]
+    assert list(columns) == [
+        "Precision", "Ready", "Reason", "Endpoint", "Age", "GPU", "Replicas", "Speedup",
+    ]  # fmt: skip
+    assert columns["Speedup"]["jsonPath"] == ".status.benchmark.speedup"
+    assert columns["Speedup"]["type"] == "number"
+    assert columns["Speedup"]["priority"] == 1  # -o wide
     assert columns["Ready"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
     assert columns["Reason"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].reason'
     assert columns["Age"] == {
@@ -239,7 +244,11 @@ def test_printer_columns() -> None:
         "type": "date",
         "jsonPath": ".metadata.creationTimestamp",
     }
-    assert {name for name, c in columns.items() if c.get("priority") == 1} == {"GPU", "Replicas"}
+    assert {name for name, c in columns.items() if c.get("priority") == 1} == {
+        "GPU",
+        "Replicas",
+        "Speedup",
+    }
     for name in ("Precision", "Endpoint", "GPU", "Replicas"):
         path = columns[name]["jsonPath"].lstrip(".")
         assert node_at(path)["type"] in {"string", "integer"}, name

@@ -21,6 +21,7 @@ EXPECTED = {
     "native-baseline-pvc.yaml",
     "batching-hpa.yaml",
     "half-plus-two.yaml",
+    "benchmark-native-vs-fp16.yaml",
 }
 HALF_PLUS_TWO = (
     REPO.parent / "shared/fixtures/tensorflow-serving-testdata/saved_model_half_plus_two_cpu"
@@ -89,6 +90,27 @@ def test_half_plus_two_declares_the_real_signature_inputs() -> None:
     spec = TRTModel.model_validate(model).spec
     assert {i.name: i.shape for i in spec.conversion.inputs or []} == real
     assert spec.source.version == int(version_dir.name)
+
+
+def test_benchmark_example_compares_native_with_fp16_of_the_same_model() -> None:
+    documents = load_documents(EXAMPLES / "benchmark-native-vs-fp16.yaml")
+    models = {
+        doc["metadata"]["name"]: TRTModel.model_validate(doc)
+        for doc in documents
+        if is_trtmodel(doc)
+    }
+    fp16 = models["resnet50-fp16"].spec
+    assert fp16.benchmark is not None
+    baseline = models[fp16.benchmark.baseline].spec
+    assert baseline.conversion.precision.value == "NATIVE"
+    assert fp16.conversion.precision.value == "FP16"
+    assert baseline.source == fp16.source
+    assert (baseline.model_name, baseline.serving.node_selector) == (
+        fp16.model_name, fp16.serving.node_selector,
+    )  # fmt: skip
+    # The benchmark sends the batch size the engine was built for.
+    batch_sizes = {shape["input_1"][0] for shape in fp16.conversion.build_shapes or []}
+    assert batch_sizes == {fp16.benchmark.batch_size}
 
 
 def _claim_of(uri: str) -> tuple[str, str]:

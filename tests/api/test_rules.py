@@ -201,6 +201,27 @@ CASES = [
         rules.MANAGED_FLAGS,
         "spec.serving.extraArgs",
     ),
+    # benchmark
+    Case("benchmark-minimal", {"benchmark": {"baseline": "resnet50-native"}}),
+    Case("benchmark-levels", {"benchmark": {"baseline": "b", "concurrency": [1, 2, 64, 4096]}}),
+    Case(
+        "benchmark-levels-repeat",
+        {"benchmark": {"baseline": "b", "concurrency": [1, 4, 4]}},
+        rules.BENCHMARK_LEVELS_INCREASING,
+        "spec.benchmark.concurrency",
+    ),
+    Case(
+        "benchmark-levels-decreasing",
+        {"benchmark": {"baseline": "b", "concurrency": [16, 4]}},
+        rules.BENCHMARK_LEVELS_INCREASING,
+        "spec.benchmark.concurrency",
+    ),
+    Case(
+        "benchmark-self",
+        {"benchmark": {"baseline": "resnet50"}},  # the minimal manifest's own name
+        rules.BENCHMARK_NOT_SELF,
+        "spec.benchmark.baseline",
+    ),
     # metadata.name (rule at the CRD's root; the model names metadata.name)
     Case("name-ok", {"metadata": {"name": "resnet-50"}}),
     Case("name-upper", {"metadata": {"name": "ResNet"}}, rules.METADATA_NAME, "metadata.name"),
@@ -283,6 +304,13 @@ def test_every_crd_rule_has_a_message_and_comes_from_the_rules_module() -> None:
         (rules.BATCH_SIZES_INCREASING, [3, 2], False),
         (rules.MANAGED_FLAGS, ["-port=1"], False),
         (rules.METADATA_NAME, {"metadata": {"name": "m"}}, True),
+        (rules.BENCHMARK_LEVELS_INCREASING, [7], True),
+        (rules.BENCHMARK_NOT_SELF, {"metadata": {"name": "m"}, "spec": {}}, True),
+        (
+            rules.BENCHMARK_NOT_SELF,
+            {"metadata": {"name": "m"}, "spec": {"benchmark": {"baseline": "m"}}},
+            False,
+        ),
     ],
 )
 def test_rules_hold_without_defaulting(rule: rules.Rule, value: Any, expected: bool) -> None:

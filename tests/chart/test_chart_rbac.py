@@ -107,3 +107,14 @@ def test_an_existing_service_account_must_be_named(helm: Path) -> None:
     result = helm_template(helm, "--set", "serviceAccount.create=false")
     assert result.returncode != 0
     assert "serviceAccount.name is required" in result.stderr
+
+
+def test_benchmark_jobs_add_exactly_the_job_verbs_and_nothing_on_pods(default: Rendered) -> None:
+    """spec.benchmark runs a Job: create/get/list/watch/delete on jobs, and its pod's
+    result is read with the pods list/watch the operator already had."""
+    rules = granted(default.one("ClusterRole")["rules"])
+    assert {verb for group, resource, verb in rules if (group, resource) == ("batch", "jobs")} == {
+        "create", "get", "list", "watch", "delete",
+    }  # fmt: skip
+    assert {verb for group, resource, verb in rules if resource == "pods"} == {"list", "watch"}
+    assert not {resource for group, resource, _ in rules if group == "batch"} - {"jobs"}

@@ -17,9 +17,16 @@ from chart_support import (
     run_tool,
 )
 
+from trtserve_operator.api.v1alpha1 import TRTModelSpec
+from trtserve_operator.services.builders.deployment import SCRAPE_ANNOTATIONS, build_deployment
+from trtserve_operator.services.builders.target import Target
+
 # The chart's minimum (Chart.yaml kubeVersion) and the newest schemas kubernetes-validate has.
 KUBERNETES_VERSIONS = ("1.28.0", kubernetes_validate.utils.latest_version())
 CLUSTER_SCOPED_KINDS = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+# Kinds of other projects' CRDs, which kubernetes-validate has no schema for: checked by
+# their own tests below.
+FOREIGN_KINDS = {"PodMonitor"}
 SOURCE_CRD = REPO_ROOT / "crds" / "trtmodels.yaml"
 CHART_CRD = CHART_DIR / "files" / "crds" / "trtmodels.yaml"
 OPERATOR_ENV = {
@@ -37,6 +44,8 @@ OPERATOR_ENV = {
 def test_every_rendered_object_is_valid_kubernetes(rendered: Rendered, version: str) -> None:
     assert rendered.manifests, f"{rendered.name}: nothing rendered"
     for manifest in rendered.manifests:
+        if manifest["kind"] in FOREIGN_KINDS:
+            continue
         try:
             kubernetes_validate.validate(manifest, version, strict=True)
         except kubernetes_validate.ValidationError as error:
@@ -51,6 +60,8 @@ def test_namespaced_objects_are_in_the_release_or_a_watched_namespace(rendered: 
             assert namespace is None, manifest["kind"]
         elif manifest["kind"] in {"Role", "RoleBinding"}:
             assert namespace in watched
+        elif manifest["kind"] == "PodMonitor":
+            assert namespace in {NAMESPACE, "monitoring"}  # podMonitor.namespace
         else:
             assert namespace == NAMESPACE, manifest["kind"]
 
@@ -316,3 +327,47 @@ def test_readme_tells_admins_which_repositories_to_set() -> None:
     quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     assert "image.repository=" in quickstart
     assert "converterImage.repository=" in quickstart
+
+
+def test_pod_monitor_only_when_enabled(renders: dict[str, Rendered]) -> None:
+    assert not renders["default"].of_kind("PodMonitor")
+    assert "PodMonitor" not in renders["default"].text
+
+
+def test_pod_monitor_scrapes_tf_serving_of_the_watched_namespaces(
+    renders: dict[str, Rendered],
+) -> None:
+    everywhere = renders["operations"].one("PodMonitor")
+    assert everywhere["apiVersion"] == "monitoring.coreos.com/v1"
+    assert everywhere["metadata"]["namespace"] == NAMESPACE
+    assert everywhere["metadata"]["labels"]["release"] == "prometheus"
+    spec = everywhere["spec"]
+    assert spec["namespaceSelector"] == {"any": True}
+    # The labels the operator puts on serving pods (and not on its own pod).
+    assert spec["selector"]["matchLabels"] == {
+        "app.kubernetes.io/part-of": "trtserve",
+        "app.kubernetes.io/component": "serving",
+        "app.kubernetes.io/managed-by": "trtserve-operator",
+    }
+    (endpoint,) = spec["podMetricsEndpoints"]
+    assert endpoint["port"] == "http"
+    assert endpoint["path"] == SCRAPE_ANNOTATIONS["prometheus.io/path"]
+    assert (endpoint["interval"], endpoint["scrapeTimeout"]) == ("15s", "10s")
+    assert endpoint["relabelings"][0]["targetLabel"] == "trtmodel"
+
+    namespaced = renders["namespaced"].one("PodMonitor")
+    assert namespaced["metadata"]["namespace"] == "monitoring"
+    assert namespaced["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
+    assert "interval" in namespaced["spec"]["podMetricsEndpoints"][0]  # the default, 30s
+    assert "scrapeTimeout" not in namespaced["spec"]["podMetricsEndpoints"][0]
+
+
+def test_pod_monitor_selects_what_the_operator_renders() -> None:
+    target = Target("m", "ns", TRTModelSpec.model_validate({"source": {"uri": "s3://b/m"}}))
+    template = build_deployment(target, converter_image="c", serving_image="s")["spec"]["template"]
+    labels = template["metadata"]["labels"]
+    assert labels["app.kubernetes.io/part-of"] == "trtserve"
+    assert labels["app.kubernetes.io/component"] == "serving"
+    assert labels["app.kubernetes.io/managed-by"] == "trtserve-operator"
+    ports = {p["name"]: p["containerPort"] for p in template["spec"]["containers"][0]["ports"]}
+    assert ports["http"] == 8501

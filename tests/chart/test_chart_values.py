@@ -51,6 +51,8 @@ def test_helm_lint_strict(helm: Path, value_set: str) -> None:
         ("health.port=0", "/health/port"),
         ("watch.namespaces={Team_A}", "/watch/namespaces/0"),
         ("resources.limits.gpu=1", "additional properties 'gpu' not allowed"),
+        ("podMonitor.enable=true", "additional properties 'enable' not allowed"),
+        ("podMonitor.interval=soon", "/podMonitor/interval"),
     ],
 )
 def test_bad_values_are_rejected_at_install(helm: Path, flag: str, expected: str) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 
 import yaml
 
-from trtserve_operator.services.builders import Children, build_children
+from trtserve_operator.services.builders import Children, build_benchmark_jobs, build_children
+from trtserve_operator.services.builders.monitoring import build_monitoring_configmap
 from trtserve_operator.services.builders.target import Target
 from trtserve_operator.services.targets import target_from_body
 from trtserve_operator.settings import Settings
@@ -40,3 +41,14 @@ def example_targets(path: Path) -> list[Target]:
 
 def rendered(path: Path) -> list[Children]:
     return [build_children(target, SETTINGS) for target in example_targets(path)]
+
+
+def manifests(path: Path) -> list[dict[str, Any]]:
+    """Everything the operator applies for the TRTModels of ``path``, in ``render``'s order:
+    the namespace-wide monitoring ConfigMap of each namespace, each model's children, then
+    the benchmark Jobs (as run at the models' generations, 0 in the examples)."""
+    targets = example_targets(path)
+    namespaces = list(dict.fromkeys(target.namespace for target in targets))
+    shared = [build_monitoring_configmap(namespace) for namespace in namespaces]
+    children = [obj for t in targets for obj in build_children(t, SETTINGS).all()]
+    return [*shared, *children, *build_benchmark_jobs(targets, SETTINGS)]

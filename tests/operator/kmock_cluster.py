@@ -33,6 +33,7 @@ SERVICES = "/api/v1/namespaces/{ns}/services"
 CONFIGMAPS = "/api/v1/namespaces/{ns}/configmaps"
 PODS = "/api/v1/namespaces/{ns}/pods"
 EVENTS = "/api/v1/namespaces/{ns}/events"
+JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
 
 
 class UidAssigningEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
@@ -122,6 +123,9 @@ class EmulatedCluster:
         )
         emulator.resources["apps/v1/deployments"] = info(
             kind="Deployment", namespaced=True, verbs=verbs, subresources={"status", "scale"}
+        )
+        emulator.resources["batch/v1/jobs"] = info(
+            kind="Job", namespaced=True, verbs=verbs, subresources={"status"}
         )
         # kopf's backbone waits for these two in discovery (never listed: scanning is off).
         emulator.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = info(

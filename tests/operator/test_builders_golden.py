@@ -13,15 +13,14 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from builder_inputs import EXAMPLES, GOLDEN, rendered
+from builder_inputs import EXAMPLES, GOLDEN, manifests, rendered
 
 KUBERNETES_VERSION = "1.30.0"
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_example_matches_golden(example: Path) -> None:
-    manifests = [obj for children in rendered(example) for obj in children.all()]
-    text = yaml.safe_dump_all(manifests, sort_keys=False)
+    text = yaml.safe_dump_all(manifests(example), sort_keys=False)
     golden = GOLDEN / f"{example.stem}.yaml"
     if os.environ.get("TRTSERVE_UPDATE_GOLDEN"):
         golden.write_text(text, encoding="utf-8")
@@ -35,9 +34,8 @@ def test_every_golden_has_an_example() -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_rendered_objects_are_valid_kubernetes(example: Path) -> None:
-    for children in rendered(example):
-        for obj in children.all():
-            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+    for obj in manifests(example):
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
 
 def test_validation_would_catch_a_broken_manifest() -> None:

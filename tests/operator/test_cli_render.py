@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from builder_inputs import EXAMPLES, SETTINGS, rendered
+from builder_inputs import EXAMPLES, SETTINGS, manifests
 
 from trtserve_operator.api.crd import render_crd
 from trtserve_operator.cli import build_parser, main, render
@@ -18,9 +18,10 @@ def test_render_prints_the_builders_output_for_an_example() -> None:
     example = EXAMPLES[0]
     assert render(example, "default", SETTINGS, out, err) == 0
     printed = list(yaml.safe_load_all(out.getvalue()))
-    expected = [obj for children in rendered(example) for obj in children.all()]
+    expected = manifests(example)
+    assert expected[0]["metadata"]["name"] == "trtserve-monitoring"
     for obj in expected:  # the CLI has no uid: it renders what the operator would, minus it
-        for owner in obj["metadata"]["ownerReferences"]:
+        for owner in obj["metadata"].get("ownerReferences", []):
             owner["uid"] = ""
     assert printed == expected
     assert err.getvalue() == ""
@@ -69,3 +70,15 @@ def test_crd_command_prints_the_committed_crd(capsys: pytest.CaptureFixture[str]
     printed = capsys.readouterr().out
     assert printed == render_crd()
     assert yaml.safe_load(printed)["kind"] == "CustomResourceDefinition"
+
+
+def test_render_prints_the_benchmark_job_of_a_file_with_both_models() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    example = next(p for p in EXAMPLES if p.stem == "benchmark-native-vs-fp16")
+    assert render(example, "default", SETTINGS, out, err) == 0
+    printed = list(yaml.safe_load_all(out.getvalue()))
+    (job,) = [obj for obj in printed if obj["kind"] == "Job"]
+    assert job["metadata"]["ownerReferences"][0]["name"] == "resnet50-fp16"
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--baseline=resnet50-native.default.svc:8500" in args
+    assert "--concurrency=1,4,16" in args

@@ -18,6 +18,7 @@ import pytest
 from builder_inputs import EXAMPLES, example_bodies, rendered
 
 import trtserve_operator.cli  # noqa: F401  (registers every handler, as `run` does)
+from trtserve_operator.handlers.benchmarks import job_projection
 from trtserve_operator.handlers.indexes import (
     child_projection,
     pod_projection,
@@ -28,6 +29,8 @@ from trtserve_operator.handlers.lifecycle import (
     NoProgressStorage,
     configure_kopf,
 )
+from trtserve_operator.services.builders.benchmark_job import KEY_ANNOTATION
+from trtserve_operator.services.builders.monitoring import build_monitoring_configmap
 from trtserve_operator.services.converge import Action, plan
 from trtserve_operator.services.targets import target_from_body
 
@@ -40,6 +43,12 @@ def test_no_handler_makes_kopf_write_to_the_objects() -> None:
     assert spawning == [], "daemons and timers make kopf store progress"
     watching = {handler.id for handler in registry._watching.get_all_handlers()}
     assert {"trtmodel_event", "child_changed", "pod_changed"} <= {i.split("/")[0] for i in watching}
+    # Issue 11's handlers are level-triggered too: the benchmark and the shared ConfigMap.
+    assert {
+        "benchmark_trtmodel_event",
+        "benchmark_job_event",
+        "monitoring_config_changed",
+    } <= {i.split("/")[0] for i in watching}
 
 
 def test_kopf_settings_store_and_post_nothing() -> None:
@@ -87,6 +96,38 @@ def test_child_projections_keep_every_field_converging_compares(example: Path) -
             assert "managedFields" not in projected["metadata"]
             assert "annotations" not in projected["metadata"]
             assert "conditions" not in projected.get("status", {})
+
+
+def test_the_shared_monitoring_configmap_projection_compares_equal() -> None:
+    shared = build_monitoring_configmap("ns")
+    projected = child_projection(with_api_defaults(shared))
+    assert plan(shared, projected).action is Action.NOOP
+    assert "annotations" not in projected["metadata"]
+
+
+def test_job_projection_keeps_the_run_key_and_conditions_only() -> None:
+    job = {
+        "metadata": {
+            "name": "m-bench-1",
+            "uid": "j",
+            "annotations": {KEY_ANNOTATION: "1/b/u/1", "other": "x" * 1000},
+            "managedFields": [{}],
+        },
+        "spec": {"template": {"spec": {"containers": [{"name": "bench"}]}}},
+        "status": {
+            "conditions": [
+                {"type": "Complete", "status": "True", "reason": "R", "message": "M",
+                 "lastProbeTime": "t"},
+            ],
+            "startTime": "t",
+        },
+    }  # fmt: skip
+    projected = job_projection(job)
+    assert "spec" not in projected
+    assert projected["metadata"]["annotations"] == {KEY_ANNOTATION: "1/b/u/1"}
+    assert projected["status"] == {
+        "conditions": [{"type": "Complete", "status": "True", "reason": "R", "message": "M"}]
+    }
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)

@@ -27,6 +27,7 @@ from kmock_cluster import (
     SERVICES,
     EmulatedCluster,
     invalid_status,
+    method_of,
     operator_metrics,
     operator_running,
     settle,
@@ -410,6 +411,34 @@ def test_metrics_endpoint_counts_what_the_operator_did(
         line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
     )
     created = 'trtserve_child_actions_total{action="create",kind="Deployment"}'
-    assert int(samples[created]) >= 1
-    assert int(samples["trtserve_status_writes_total"]) >= 1
+    assert float(samples[created]) >= 1
+    assert float(samples["trtserve_status_writes_total"]) >= 1
     assert 'trtserve_child_actions_total{action="noop",kind="Service"}' in samples
+    assert float(samples['trtserve_models{phase="Pending"}']) >= 1
+
+
+def test_shared_monitoring_configmap_is_created_and_put_back(
+    cluster: EmulatedCluster, operator: Any
+) -> None:
+    create_and_wait(cluster, "monitored-m")
+    path = f"{CONFIGMAPS.format(ns=NS)}/trtserve-monitoring"
+    shared = cluster.get(path)
+    assert shared is not None
+    assert "prometheus_config" in shared["data"]["monitoring.config"]
+    settle(cluster, quiet=0.5)
+    # Once per namespace, however many models this module's tests created before.
+    creates = [
+        request
+        for request in cluster.writes()
+        if method_of(request) == "POST"
+        and (request.data or {}).get("metadata", {}).get("name") == "trtserve-monitoring"
+    ]
+    assert len(creates) == 1
+    cluster.delete(path)
+    again = wait_for(lambda: cluster.get(path), what="monitoring ConfigMap put back")
+    assert again["data"] == shared["data"]
+    cluster.patch(path, {"data": {"monitoring.config": "edited"}})
+    wait_for(
+        lambda: (cluster.get(path) or {}).get("data") == shared["data"],
+        what="monitoring ConfigMap repaired",
+    )

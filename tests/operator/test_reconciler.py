@@ -1,7 +1,8 @@
 """The reconciler's decisions against an in-memory API (no kopf, no HTTP).
 
 Every write is counted: a first converge is the Deployment, the Service and one status
-write; a second is nothing at all.
+write (plus, once per namespace, the shared ``trtserve-monitoring`` ConfigMap); a second is
+nothing at all.
 """
 
 from __future__ import annotations
@@ -133,12 +134,29 @@ async def settled(service: Reconciler, seconds: float = 0.05) -> None:
     await asyncio.sleep(seconds)
 
 
+def named(name: str, namespace: str = "ns", **spec: Any) -> dict[str, Any]:
+    body = trtmodel(**spec)
+    body["metadata"] = {**body["metadata"], "name": name, "namespace": namespace, "uid": name}
+    return body
+
+
 def test_first_converge_is_deployment_service_and_one_status_write() -> None:
     kube = MemoryKube()
+    first, second = named("m"), named("other")
 
     async def scenario() -> None:
         service = reconciler(kube)
-        await service.observe(trtmodel(), View(kube, trtmodel(), stale=True))
+        await service.observe(first, View(kube, first, stale=True))
+        await settled(service)
+        assert kube.writes() == [
+            ("create", "ConfigMap"),  # trtserve-monitoring: the namespace's first model
+            ("create", "Service"),
+            ("create", "Deployment"),
+            ("status", "TRTModel"),
+        ]
+        kube.calls.clear()
+        # The cache has not seen the new ConfigMap yet: the next model must not retry it.
+        await service.observe(second, View(kube, second, stale=True))
         await settled(service)
 
     asyncio.run(scenario())
@@ -147,8 +165,9 @@ def test_first_converge_is_deployment_service_and_one_status_write() -> None:
         ("create", "Deployment"),
         ("status", "TRTModel"),
     ]
+    assert ("ConfigMap", "ns", "trtserve-monitoring") in kube.objects
     assert kube.statuses[0]["phase"] == "Pending"
-    assert kube.events == []  # nothing a person acts on yet
+    assert kube.events == []  # nothing a person acts on yet (no "Applied" Event any more)
 
 
 def test_batching_gets_its_configmap_before_the_deployment() -> None:
@@ -162,7 +181,12 @@ def test_batching_gets_its_configmap_before_the_deployment() -> None:
 
     asyncio.run(scenario())
     creates = [c for c in kube.writes() if c[0] == "create"]
-    assert creates == [("create", "ConfigMap"), ("create", "Service"), ("create", "Deployment")]
+    assert creates == [("create", "ConfigMap")] * 2 + [
+        ("create", "Service"),
+        ("create", "Deployment"),
+    ]
+    assert ("ConfigMap", "ns", "m-batching") in kube.objects
+    assert ("ConfigMap", "ns", "trtserve-monitoring") in kube.objects
 
 
 def test_turning_batching_off_leaves_the_configmap_alone() -> None:
@@ -212,7 +236,8 @@ def test_stale_cache_conflict_is_resolved_by_reading_the_object() -> None:
         await reconciler(kube).observe(trtmodel(), View(kube, trtmodel(), stale=True))
 
     asyncio.run(scenario())
-    assert [c[0] for c in kube.calls if c[0] in ("create", "get")] == ["create", "get"] * 2
+    # A new process each time: the monitoring ConfigMap too is read back after its 409.
+    assert [c[0] for c in kube.calls if c[0] in ("create", "get")] == ["create", "get"] * 3
     assert not [c for c in kube.calls if c[0] == "patch"]
 
 
@@ -420,3 +445,175 @@ def test_a_service_can_add_children_that_are_converged_like_the_others() -> None
     asyncio.run(scenario())
     assert kube.objects[("ConfigMap", "ns", "m-extra")]["data"] == {"k": "s3://b/m"}
     assert kube.calls == []  # up to date: nothing sent
+
+
+def failed_pod(kube: MemoryKube) -> dict[str, Any]:
+    """A current serving pod whose converter failed the accuracy gate."""
+    template = kube.objects[("Deployment", "ns", "m")]["spec"]["template"]
+    report = '{"v":1,"result":"Failed","reason":"AccuracyGateFailed","exitCode":40,"message":"x"}'
+    terminated = {"terminated": {"exitCode": 40, "message": report}}
+    return {
+        "metadata": {"name": "m-1", "annotations": template["metadata"]["annotations"]},
+        "status": {"initContainerStatuses": [{"name": "convert", "state": terminated}]},
+    }
+
+
+def test_a_failed_conversion_is_counted_once_across_status_refreshes() -> None:
+    kube = MemoryKube()
+    body = trtmodel()
+    service = reconciler(kube)
+
+    async def scenario() -> None:
+        view = View(kube, body)
+        await service.observe(body, view)
+        await settled(service)
+        view.pod_list = [failed_pod(kube)]
+        for _ in range(3):
+            service.pods_changed("ns", "m", view)
+            await settled(service)
+
+    asyncio.run(scenario())
+    metrics = service.metrics
+    assert kube.statuses[-1]["conversion"]["reason"] == "AccuracyGateFailed"
+    assert metrics.value("trtserve_conversions_failed_total", reason="AccuracyGateFailed") == 1
+    assert metrics.value("trtserve_models", phase="Failed") == 1
+    service.forget("ns", "m")
+    assert metrics.value("trtserve_models", phase="Failed") == 0
+
+
+def test_a_conversion_report_is_not_counted_again_after_a_restart() -> None:
+    kube = MemoryKube()
+    body = trtmodel()
+
+    async def scenario() -> Reconciler:
+        first = reconciler(kube)
+        view = View(kube, body)
+        await first.observe(body, view)
+        await settled(first)
+        view.pod_list = [failed_pod(kube)]
+        first.pods_changed("ns", "m", view)
+        await settled(first)
+        stored: dict[str, Any] = {}
+        for patch in kube.statuses:
+            stored.update(patch)
+        restarted = {**body, "status": stored}
+        second = reconciler(kube)  # a new process: the status is read from the cache
+        view.body = restarted
+        await second.observe(restarted, view)
+        await settled(second)
+        return second
+
+    metrics = asyncio.run(scenario()).metrics
+    assert metrics.value("trtserve_conversions_failed_total", reason="AccuracyGateFailed") == 0
+    assert metrics.value("trtserve_models", phase="Failed") == 1
+
+
+def test_an_invalid_spec_counts_as_a_failed_model() -> None:
+    kube = MemoryKube()
+    body = trtmodel(serving={"replicas": -3})
+    service = reconciler(kube)
+
+    async def scenario() -> None:
+        await service.observe(body, View(kube, body))
+        await settled(service)
+
+    asyncio.run(scenario())
+    assert service.metrics.value("trtserve_models", phase="Failed") == 1
+    assert service.metrics.value("trtserve_models", phase="Pending") == 0
+
+
+def test_monitoring_configmap_is_created_once_per_namespace() -> None:
+    kube = MemoryKube()
+    models = [named("m"), named("other"), named("m", "ns2")]
+
+    async def scenario() -> None:
+        service = reconciler(kube)
+        await asyncio.gather(
+            *(service.observe(body, View(kube, body, stale=True)) for body in models)
+        )
+        await settled(service)
+
+    asyncio.run(scenario())
+    assert ("ConfigMap", "ns", "trtserve-monitoring") in kube.objects
+    assert ("ConfigMap", "ns2", "trtserve-monitoring") in kube.objects
+    assert kube.writes().count(("create", "ConfigMap")) == 2
+    assert ("get", "ConfigMap") not in kube.calls  # no 409 to resolve: never sent twice
+
+
+def test_a_deleted_monitoring_configmap_is_put_back_after_forget() -> None:
+    kube = MemoryKube()
+    body = trtmodel()
+
+    async def scenario() -> None:
+        service = reconciler(kube)
+        view = View(kube, body)
+        await service.observe(body, view)
+        del kube.objects[("ConfigMap", "ns", "trtserve-monitoring")]
+        await service.child_changed("ns", "m", "Service", view)
+        assert ("ConfigMap", "ns", "trtserve-monitoring") not in kube.objects  # not looked at
+        service.monitoring.forget("ns")  # what the watch handler does on its DELETED event
+        await service.child_changed("ns", "m", "Service", view)
+        await settled(service)
+
+    asyncio.run(scenario())
+    assert ("ConfigMap", "ns", "trtserve-monitoring") in kube.objects
+
+
+def test_restart_with_an_existing_monitoring_configmap_writes_nothing() -> None:
+    kube = MemoryKube()
+    body = trtmodel()
+
+    async def scenario() -> None:
+        first = reconciler(kube)
+        await first.observe(body, View(kube, body, stale=True))
+        await settled(first)
+        stored: dict[str, Any] = {}
+        for patch in kube.statuses:
+            stored.update(patch)
+        kube.calls.clear()
+        restarted = {**body, "status": stored}
+        second = reconciler(kube)  # a new process with a filled cache
+        await second.observe(restarted, View(kube, restarted))
+        await settled(second)
+
+    asyncio.run(scenario())
+    assert kube.calls == []
+
+
+def test_a_refused_monitoring_configmap_is_ready_false_and_the_children_still_applied() -> None:
+    kube = MemoryKube()
+    kube.refuse["ConfigMap"] = RejectedError("create configmaps ns/x: 403 Forbidden", code=403)
+    body = trtmodel()
+
+    async def scenario() -> None:
+        service = reconciler(kube)
+        await service.observe(body, View(kube, body))
+        await settled(service)
+
+    asyncio.run(scenario())
+    assert ("create", "Deployment") in kube.calls
+    ready = next(c for c in kube.statuses[0]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "ChildRejected"
+    assert "trtserve-monitoring" in ready["message"]
+
+
+def test_status_updates_leave_the_benchmark_services_status_benchmark_alone() -> None:
+    kube = MemoryKube()
+    body = trtmodel()
+    benchmark = {"result": "Succeeded", "speedup": 2.1, "target": {"name": "m", "generation": 1}}
+
+    async def scenario() -> None:
+        service = reconciler(kube)
+        view = View(kube, body)
+        await service.observe(body, view)
+        await settled(service)
+        # The benchmark service merge-patches status.benchmark on its own; the cache has it.
+        view.body = {**body, "status": {**kube.statuses[-1], "benchmark": benchmark}}
+        kube.objects[("Deployment", "ns", "m")]["status"] = {"replicas": 1}
+        service.pods_changed("ns", "m", view)
+        await settled(service)
+
+    asyncio.run(scenario())
+    assert len(kube.statuses) == 2
+    assert kube.statuses[1]["replicas"] == 1
+    assert "benchmark" not in kube.statuses[1]  # neither removed nor rewritten

@@ -80,20 +80,29 @@ All resources are namespaced: granted cluster-wide (ClusterRole) or per watched 
 - apiGroups: ["trtserve.io"]
   resources: ["trtmodels/finalizers"]
   verbs: ["update"]
-# The children of each TRTModel: serving Deployment, gRPC/REST Service, batching ConfigMap.
-# kopf watches them; the adapter gets, creates and patches them (deletion is left to the
-# garbage collector through the ownerReferences).
+# The children of each TRTModel: serving Deployment, gRPC/REST Service, batching ConfigMap
+# (with batching on); and the namespace's shared trtserve-monitoring ConfigMap. kopf watches
+# them; the adapter gets, creates and patches them (deletion is left to the garbage
+# collector through the ownerReferences; the shared ConfigMap is owned by no model).
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["services", "configmaps"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Serving pods are only read: the converter's termination message (its JSON report) and readiness.
+# Pods are only read: the converter's termination message (its JSON report) and readiness of
+# serving pods, and the benchmark pod's termination message (trt-bench's JSON summary).
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
-# Events on TRTModels for transitions a person acts on: Ready, a failure, conversion done.
+# The A/B benchmark Job of a TRTModel with spec.benchmark: kopf watches the Jobs (an index),
+# the adapter creates one per run, reads it back on a conflict, and deletes it once it has
+# read the result (the garbage collector then removes its pod).
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["create", "get", "list", "watch", "delete"]
+# Events on TRTModels for transitions a person acts on: Ready, a failure, conversion done,
+# benchmark finished.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

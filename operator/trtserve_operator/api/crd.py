@@ -149,7 +149,10 @@ def open_api_schema() -> Schema:
             "initContainer) and served by TensorFlow Serving."
         ),
         "type": "object",
-        "x-kubernetes-validations": [rules.METADATA_NAME.to_schema()],
+        "x-kubernetes-validations": [
+            rules.METADATA_NAME.to_schema(),
+            rules.BENCHMARK_NOT_SELF.to_schema(),
+        ],
         "required": ["spec"],
         "properties": {
             "apiVersion": {
@@ -165,7 +168,7 @@ def open_api_schema() -> Schema:
 
 
 def printer_columns() -> list[dict[str, Any]]:
-    """``kubectl get trtmodels`` columns; GPU and Replicas only with ``-o wide``."""
+    """``kubectl get trtmodels`` columns; GPU, Replicas and Speedup only with ``-o wide``."""
     ready = '.status.conditions[?(@.type=="Ready")]'
     return [
         {"name": "Precision", "type": "string", "jsonPath": ".spec.conversion.precision"},
@@ -179,6 +182,13 @@ def printer_columns() -> list[dict[str, Any]]:
             "type": "integer",
             "jsonPath": ".status.readyReplicas",
             "description": "Ready serving pods.",
+            "priority": 1,
+        },
+        {
+            "name": "Speedup",
+            "type": "number",
+            "jsonPath": ".status.benchmark.speedup",
+            "description": "QPS over spec.benchmark.baseline's, at the highest concurrency.",
             "priority": 1,
         },
     ]

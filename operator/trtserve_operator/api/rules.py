@@ -35,6 +35,7 @@ MANAGED_SERVER_FLAGS = (
     "enable_batching",
     "batching_parameters_file",
     "per_process_gpu_memory_fraction",
+    "monitoring_config_file",
 )
 """tensorflow_model_server flags the operator sets (from the spec, or always, like
 ``--enable_model_warmup=true`` for the converter's warmup records); extraArgs may not."""
@@ -44,6 +45,8 @@ MAX_RANK = 16
 """Longest shape (maxItems of InputSpec.shape and of every build shape)."""
 MAX_ALLOWED_BATCH_SIZES = 32
 """maxItems of serving.batching.allowedBatchSizes."""
+MAX_BENCHMARK_LEVELS = 16
+"""maxItems of benchmark.concurrency (trt-bench's limit: its summary must fit 4096 bytes)."""
 
 
 def _indices(count: int) -> str:
@@ -155,6 +158,15 @@ MANAGED_FLAGS = Rule(
     ),
 )
 
+# --- benchmark --------------------------------------------------------------------------------
+
+BENCHMARK_LEVELS_INCREASING = Rule(
+    rule=(
+        f"{_indices(MAX_BENCHMARK_LEVELS - 1)}.all(j, j + 1 >= size(self) || self[j] < self[j + 1])"
+    ),
+    message="benchmark concurrency levels must be strictly increasing",
+)
+
 # --- spec and object --------------------------------------------------------------------------
 
 GPUS_REQUIRED = Rule(
@@ -182,3 +194,9 @@ METADATA_NAME = Rule(
 )
 """Attached to the CRD's root (CEL may read metadata.name there); a fieldPath into metadata
 is not allowed because the schema does not declare metadata's properties."""
+BENCHMARK_NOT_SELF = Rule(
+    rule="!has(self.spec.benchmark) || self.spec.benchmark.baseline != self.metadata.name",
+    message="benchmark.baseline must name another TRTModel of the namespace, not this one",
+    field_path=".spec.benchmark.baseline",
+)
+"""Attached to the CRD's root too: only there may CEL compare a spec field with the name."""

@@ -574,6 +574,121 @@ class Serving(ApiModel):
         return env
 
 
+class BenchmarkTrigger(StrEnum):
+    """When the operator runs the benchmark."""
+
+    ON_READY = "OnReady"
+    """Once each time this model and its baseline are both Ready at a new generation."""
+
+
+class BenchmarkProtocol(StrEnum):
+    GRPC = "grpc"
+    REST = "rest"
+
+
+class Benchmark(ApiModel):
+    """A/B benchmark of this model against another TRTModel (the baseline), run by the
+    operator as a Job of ``trt-bench`` against both Services; the result is in
+    ``status.benchmark``."""
+
+    baseline: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=rules.METADATA_NAME_MAX,
+            pattern=rules.METADATA_NAME_PATTERN,
+            description=(
+                "Name of the TRTModel in this namespace to compare with, typically the same "
+                "model with precision NATIVE. Both must serve source.signatureKey."
+            ),
+        ),
+    ]
+    trigger: Annotated[
+        BenchmarkTrigger,
+        Field(
+            description=(
+                "OnReady: run once each time both models are Ready at a new generation "
+                "(a changed spec of either model, this benchmark's settings included)."
+            )
+        ),
+    ] = BenchmarkTrigger.ON_READY
+    concurrency: Annotated[
+        list[Annotated[int, Field(ge=1, le=4096, description="Requests in flight.")]],
+        Field(
+            min_length=1,
+            max_length=rules.MAX_BENCHMARK_LEVELS,
+            description=(
+                "Concurrency levels (closed loop: requests in flight), strictly increasing; "
+                "speedup is measured at the last."
+            ),
+            json_schema_extra=_cel(rules.BENCHMARK_LEVELS_INCREASING),
+        ),
+    ] = [1, 4, 16]
+    duration_seconds: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=3600,
+            description="Measured time per level and per model (trt-bench --duration-seconds).",
+        ),
+    ] = 20
+    warmup_seconds: Annotated[
+        int,
+        Field(ge=0, le=600, description="Discarded load before measuring, per model."),
+    ] = 10
+    rounds: Annotated[
+        int,
+        Field(
+            ge=2,
+            le=20,
+            description=(
+                "Rounds per level; the models alternate each round and the spread between "
+                "rounds is the noise a difference is compared with."
+            ),
+        ),
+    ] = 3
+    batch_size: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=65536,
+            description=(
+                "Size of every unknown (-1) dimension of the generated inputs: the batch size "
+                "for the usual [-1, ...] inputs (trt-bench --unknown-dim)."
+            ),
+        ),
+    ] = 1
+    protocol: Annotated[
+        BenchmarkProtocol,
+        Field(description="grpc (PredictionService, port 8500) or rest (port 8501)."),
+    ] = BenchmarkProtocol.GRPC
+    max_error_rate: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1,
+            description="Fail the benchmark when more than this fraction of a level's "
+            "requests fail.",
+        ),
+    ] = 0.01
+    resources: Annotated[
+        ResourceRequirements | None,
+        Field(
+            description=(
+                "CPU and memory of the benchmark pod; default: requests cpu 1, memory 512Mi, "
+                "limit memory 1Gi. The load generator uses one core: give it a whole one."
+            )
+        ),
+    ] = None
+
+    @field_validator("concurrency")
+    @classmethod
+    def _levels_increasing(cls, levels: list[int]) -> list[int]:
+        if any(a >= b for a, b in itertools.pairwise(levels)):
+            raise rule_error("", rules.BENCHMARK_LEVELS_INCREASING.message)
+        return levels
+
+
 class TRTModelSpec(ApiModel):
     """Desired state of a TRTModel."""
 
@@ -596,6 +711,10 @@ class TRTModelSpec(ApiModel):
     converter_image: Annotated[
         ImageReference | None,
         Field(description="Converter image; default from the operator settings."),
+    ] = None
+    benchmark: Annotated[
+        Benchmark | None,
+        Field(description="A/B benchmark against another TRTModel; none when unset."),
     ] = None
 
     @model_validator(mode="after")
@@ -692,6 +811,104 @@ class ConversionStatus(ApiModel):
     gpu: Annotated[str | None, Field(description="GPU product the engines were built on.")] = None
 
 
+class BenchmarkResult(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class BenchmarkModelResult(ApiModel):
+    """One side of the comparison, at the highest concurrency level."""
+
+    name: Annotated[str | None, Field(description="TRTModel name.")] = None
+    generation: Annotated[
+        int | None, Field(ge=0, description="metadata.generation of that TRTModel.")
+    ] = None
+    uid: Annotated[str | None, Field(description="metadata.uid of that TRTModel.")] = None
+    endpoint: Annotated[str | None, Field(description="Address that was measured.")] = None
+    qps: Annotated[float | None, Field(description="Successful responses per second.")] = None
+    p50_ms: Annotated[float | None, Field(description="Median latency, milliseconds.")] = None
+    p99_ms: Annotated[float | None, Field(description="99th percentile latency, ms.")] = None
+    errors: Annotated[int | None, Field(ge=0, description="Failed requests.")] = None
+
+
+class BenchmarkLevel(ApiModel):
+    """One concurrency level: both models and the comparison."""
+
+    concurrency: Annotated[int, Field(ge=1, description="Requests in flight.")]
+    qps: Annotated[float | None, Field(description="This model's QPS.")] = None
+    p50_ms: Annotated[float | None, Field(description="This model's p50, ms.")] = None
+    p99_ms: Annotated[float | None, Field(description="This model's p99, ms.")] = None
+    baseline_qps: Annotated[float | None, Field(description="The baseline's QPS.")] = None
+    baseline_p50_ms: Annotated[float | None, Field(description="The baseline's p50, ms.")] = None
+    baseline_p99_ms: Annotated[float | None, Field(description="The baseline's p99, ms.")] = None
+    qps_change_percent: Annotated[
+        float | None, Field(description="(qps / baselineQps - 1) x 100.")
+    ] = None
+    p50_change_percent: Annotated[
+        float | None, Field(description="(p50 / baselineP50 - 1) x 100; negative is faster.")
+    ] = None
+    p99_change_percent: Annotated[
+        float | None, Field(description="(p99 / baselineP99 - 1) x 100; negative is faster.")
+    ] = None
+    noise_percent: Annotated[
+        float | None, Field(description="Run-to-run spread of QPS between rounds, percent.")
+    ] = None
+    significant: Annotated[
+        bool | None, Field(description="Whether the QPS change exceeds the noise.")
+    ] = None
+
+
+class BenchmarkStatus(ApiModel):
+    """The last A/B benchmark against spec.benchmark.baseline."""
+
+    result: Annotated[
+        BenchmarkResult | None,
+        Field(description="Pending (waiting for both models), Running, Succeeded or Failed."),
+    ] = None
+    reason: Annotated[
+        str | None, Field(max_length=256, description="CamelCase reason, e.g. BaselineNotReady.")
+    ] = None
+    message: Annotated[str | None, Field(max_length=4096, description="One-line summary.")] = None
+    job: Annotated[str | None, Field(description="Name of the benchmark Job.")] = None
+    start_time: Annotated[
+        str | None,
+        Field(
+            description="When the Job was created (RFC 3339).",
+            json_schema_extra={"format": "date-time"},
+        ),
+    ] = None
+    completion_time: Annotated[
+        str | None,
+        Field(
+            description="When the result was read (RFC 3339).",
+            json_schema_extra={"format": "date-time"},
+        ),
+    ] = None
+    speedup: Annotated[
+        float | None,
+        Field(description="This model's QPS / the baseline's, at the highest concurrency level."),
+    ] = None
+    significant: Annotated[
+        bool | None,
+        Field(description="Whether the difference at that level exceeds the run-to-run noise."),
+    ] = None
+    concurrency: Annotated[
+        int | None, Field(ge=1, description="The level target, baseline and speedup are at.")
+    ] = None
+    target: Annotated[
+        BenchmarkModelResult | None, Field(description="This model: generation and results.")
+    ] = None
+    baseline: Annotated[
+        BenchmarkModelResult | None, Field(description="The baseline: generation and results.")
+    ] = None
+    levels: Annotated[
+        list[BenchmarkLevel] | None,
+        Field(max_length=rules.MAX_BENCHMARK_LEVELS, description="Every level measured."),
+    ] = None
+
+
 class TRTModelStatus(ApiModel):
     """Observed state of a TRTModel, written only by the operator."""
 
@@ -718,6 +935,15 @@ class TRTModelStatus(ApiModel):
     endpoint: Annotated[Endpoint | None, Field(description="In-cluster endpoints.")] = None
     conversion: Annotated[
         ConversionStatus | None, Field(description="Report of the last conversion.")
+    ] = None
+    benchmark: Annotated[
+        BenchmarkStatus | None,
+        Field(
+            description=(
+                "The last A/B benchmark (spec.benchmark): written when a benchmark starts and "
+                "finishes, kept unchanged by every other status update."
+            )
+        ),
     ] = None
 
 
@@ -750,3 +976,13 @@ class TRTModel(ApiModel):
     metadata: ObjectMeta
     spec: TRTModelSpec
     status: TRTModelStatus | None = None
+
+    @model_validator(mode="after")
+    def _benchmark_not_self(self) -> Self:
+        """rules.BENCHMARK_NOT_SELF: only the whole object knows its name."""
+        benchmark = self.spec.benchmark
+        if benchmark is not None and benchmark.baseline == self.metadata.name:
+            raise rule_error(
+                rules.BENCHMARK_NOT_SELF.field_path or "", rules.BENCHMARK_NOT_SELF.message
+            )
+        return self

@@ -4,6 +4,6 @@ Handlers only turn kopf's arguments into typed objects and call the services; ko
 in-memory indexes are the services' read cache (:class:`.view.IndexView`).
 """
 
-from trtserve_operator.handlers import lifecycle, trtmodels, watches
+from trtserve_operator.handlers import benchmarks, lifecycle, monitoring, trtmodels, watches
 
-__all__ = ["lifecycle", "trtmodels", "watches"]
+__all__ = ["benchmarks", "lifecycle", "monitoring", "trtmodels", "watches"]

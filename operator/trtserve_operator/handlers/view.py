@@ -48,3 +48,7 @@ class IndexView:
 
     def trtmodel(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return _one(self.trtmodels, (namespace, name))
+
+    def has_models(self, namespace: str) -> bool:
+        """Whether any TRTModel of ``namespace`` is cached (a scan: for rare events only)."""
+        return any(key[0] == namespace for key in self.trtmodels)

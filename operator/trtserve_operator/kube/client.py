@@ -21,7 +21,7 @@ from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.config import client_adapter
 from lightkube.core.exceptions import ConfigError
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.types import PatchType
+from lightkube.types import CascadeType, PatchType
 
 from trtserve_operator.kube.errors import (
     ConfigurationError,
@@ -31,7 +31,7 @@ from trtserve_operator.kube.errors import (
     RejectedError,
     TransientError,
 )
-from trtserve_operator.kube.resources import BY_KIND, EVENTS, TRTMODELS, ApiResource
+from trtserve_operator.kube.resources import BY_KIND, EVENTS, PODS, TRTMODELS, ApiResource
 
 FIELD_MANAGER = "trtserve-operator"
 REPORTING_COMPONENT = "trtserve-operator"
@@ -241,6 +241,31 @@ class Kube:
                 res, name, dict(patch), namespace=namespace, patch_type=PatchType.MERGE
             )
         return dict(patched)
+
+    async def delete(self, resource: ApiResource, namespace: str, name: str) -> None:
+        """DELETE with background propagation: the garbage collector removes what the
+        object owns (a Job's pods). An object that is already gone is no error."""
+        try:
+            async with _translated(f"delete {resource.plural} {namespace}/{name}"):
+                await self._client.delete(
+                    generic_class(resource),
+                    name,
+                    namespace=namespace,
+                    cascade=CascadeType.BACKGROUND,
+                )
+        except NotFoundError:
+            return
+
+    async def list_pods(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Pods of ``namespace`` with ``labels`` (a label selector of equalities)."""
+        selector = ",".join(f"{key}={value}" for key, value in labels.items())
+        async with _translated(f"list pods {namespace} -l {selector}"):
+            return [
+                dict(pod)
+                async for pod in self._client.list(
+                    generic_class(PODS), namespace=namespace, labels=dict(labels)
+                )
+            ]
 
     async def patch_trtmodel_status(
         self, namespace: str, name: str, status_patch: Mapping[str, Any]

@@ -38,8 +38,12 @@ REQUIRED_PERMISSIONS: frozenset[Permission] = frozenset(
     | _grant("apps", "deployments", "get", "list", "watch", "create", "patch")
     | _grant("", "services", "get", "list", "watch", "create", "patch")
     | _grant("", "configmaps", "get", "list", "watch", "create", "patch")
-    # Pods are only read, for the converter's termination message and readiness.
+    # Pods are only read, for the converter's termination message and readiness, and for
+    # the benchmark Job's pod's termination message (trt-bench's JSON summary).
     | _grant("", "pods", "list", "watch")
+    # The A/B benchmark Job (spec.benchmark): kopf watches it (an index), the adapter
+    # creates it, reads it back on a conflict and deletes it once its result is read.
+    | _grant("batch", "jobs", "create", "get", "list", "watch", "delete")
     # Events: the adapter's, for transitions a person acts on (kopf posts none).
     | _grant("", "events", "create")
 )

@@ -25,5 +25,8 @@ SERVICES = ApiResource("", "v1", "Service", "services")
 CONFIGMAPS = ApiResource("", "v1", "ConfigMap", "configmaps")
 PODS = ApiResource("", "v1", "Pod", "pods")
 EVENTS = ApiResource("", "v1", "Event", "events")
+JOBS = ApiResource("batch", "v1", "Job", "jobs")
 
-BY_KIND = {res.kind: res for res in (TRTMODELS, DEPLOYMENTS, SERVICES, CONFIGMAPS, PODS, EVENTS)}
+BY_KIND = {
+    res.kind: res for res in (TRTMODELS, DEPLOYMENTS, SERVICES, CONFIGMAPS, PODS, EVENTS, JOBS)
+}

@@ -1,43 +1,138 @@
-"""Process-local counters of what the operator did, in Prometheus text format."""
+"""What the operator did and what its models are doing, for Prometheus (``GET /metrics``).
+
+Built on ``prometheus_client`` (the reference Python client: counters, a histogram with
+buckets, a gauge computed at scrape time, and the exposition format with its escaping),
+with one registry per :class:`Metrics` so tests and several reconcilers never share state.
+
+Model metrics are derived from the status the reconciler computes, so they count what
+the status shows, once: a conversion report is counted when it first reaches a model's
+status (not on every pod event that recomputes the same status, and not again after a
+restart, because the stored status already holds it).
+"""
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from typing import Any
 
-_HELP = {
-    "trtserve_child_actions_total": "Children created, patched or left alone by converging.",
-    "trtserve_status_writes_total": "TRTModel status patches sent.",
-    "trtserve_events_total": "Kubernetes Events posted on TRTModels.",
-    "trtserve_api_errors_total": "Failed Kubernetes API requests by error class.",
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from trtserve_operator.api.v1alpha1 import ConversionStatus, Phase, TRTModelStatus
+
+# One series per counter, without the ``_created`` companion series: the counters are
+# process-local and reset on restart, which Prometheus' rate() already handles.
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+
+_COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "trtserve_child_actions_total": (
+        "Children created, patched or left alone by converging.",
+        ("kind", "action"),
+    ),
+    "trtserve_status_writes_total": ("TRTModel status patches sent.", ()),
+    "trtserve_events_total": ("Kubernetes Events posted on TRTModels.", ("type",)),
+    "trtserve_api_errors_total": ("Failed Kubernetes API requests by error class.", ("error",)),
+    "trtserve_benchmarks_total": (
+        "A/B benchmarks finished (status.benchmark written), by result.",
+        ("result",),
+    ),
+    "trtserve_conversions_failed_total": (
+        "Failed conversions by the converter's reason, counted once per failure report.",
+        ("reason",),
+    ),
 }
 
+CONVERSION_DURATION = "trtserve_conversion_duration_seconds"
+CONVERSION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+"""Seconds: a cache hit takes seconds, an FP16 ResNet-50 minutes, INT8 with calibration more."""
+MODELS_BY_PHASE = "trtserve_models"
+CACHE_DISABLED = "Disabled"
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+ModelKey = tuple[str, str]
 
 
-@dataclass
+def cache_result(conversion: ConversionStatus) -> str:
+    """``status.conversion.cache.result`` when the status carries one, else ``Disabled``.
+
+    Read by attribute so this works before and after the converted-model cache adds
+    ``cache`` to ``ConversionStatus``.
+    """
+    cache: Any = getattr(conversion, "cache", None)
+    result = getattr(cache, "result", None) if cache is not None else None
+    return str(result) if result else CACHE_DISABLED
+
+
+class _PhaseCollector(Collector):
+    """``trtserve_models{phase}``: the models this process converges, by status phase."""
+
+    def __init__(self, phases: dict[ModelKey, str]) -> None:
+        self._phases = phases
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(MODELS_BY_PHASE, "TRTModels by status.phase.", labels=["phase"])
+        counts = dict.fromkeys((phase.value for phase in Phase), 0)
+        for phase in self._phases.values():
+            counts[phase] = counts.get(phase, 0) + 1
+        for phase, count in counts.items():
+            family.add_metric([phase], count)
+        yield family
+
+
 class Metrics:
-    """Monotonic counters keyed by (metric name, sorted label pairs)."""
+    """The operator's metrics registry."""
 
-    counters: Counter[tuple[str, tuple[tuple[str, str], ...]]] = field(default_factory=Counter)
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._counters = {
+            name: Counter(name, help_text, labels, registry=self.registry)
+            for name, (help_text, labels) in _COUNTERS.items()
+        }
+        self._durations = Histogram(
+            CONVERSION_DURATION,
+            "Duration of successful conversions (the converter's report), by precision and "
+            "converted-model cache result.",
+            ("precision", "cache"),
+            buckets=CONVERSION_BUCKETS,
+            registry=self.registry,
+        )
+        self._phases: dict[ModelKey, str] = {}
+        self.registry.register(_PhaseCollector(self._phases))
 
     def inc(self, name: str, **labels: str) -> None:
-        if name not in _HELP:
-            raise KeyError(f"unknown metric {name}")
-        self.counters[(name, tuple(sorted(labels.items())))] += 1
+        counter = self._counters[name]  # KeyError: an undeclared metric is a bug
+        (counter.labels(**labels) if labels else counter).inc()
 
-    def value(self, name: str, **labels: str) -> int:
-        return self.counters[(name, tuple(sorted(labels.items())))]
+    def value(self, name: str, **labels: str) -> float:
+        """Current value of a counter sample (0 when never incremented)."""
+        sample = self.registry.get_sample_value(name, labels or None)
+        return sample or 0.0
 
     def render(self) -> str:
         """Prometheus text exposition format 0.0.4."""
-        lines: list[str] = []
-        for name, help_text in _HELP.items():
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
-            samples = sorted((k[1], v) for k, v in self.counters.items() if k[0] == name)
-            for labels, count in samples:
-                rendered = ",".join(f'{key}="{_escape(value)}"' for key, value in labels)
-                lines.append(f"{name}{{{rendered}}} {count}" if rendered else f"{name} {count}")
-        return "\n".join(lines) + "\n"
+        return generate_latest(self.registry).decode("utf-8")
+
+    # --- model metrics, from the status the reconciler computed ---------------------
+
+    def set_phase(self, key: ModelKey, phase: str) -> None:
+        self._phases[key] = phase
+
+    def forget_model(self, key: ModelKey) -> None:
+        self._phases.pop(key, None)
+
+    def observe_status(
+        self, key: ModelKey, previous: TRTModelStatus | None, new: TRTModelStatus
+    ) -> None:
+        """Phase gauge, plus the conversion report when it is new in the status."""
+        if new.phase is not None:
+            self.set_phase(key, new.phase.value)
+        report = new.conversion
+        if report is None or (previous is not None and previous.conversion == report):
+            return
+        if report.result == "Failed":
+            self.inc("trtserve_conversions_failed_total", reason=report.reason or "Unknown")
+        elif report.result == "Succeeded" and report.duration_seconds is not None:
+            self._durations.labels(
+                precision=report.precision or "Unknown", cache=cache_result(report)
+            ).observe(report.duration_seconds)

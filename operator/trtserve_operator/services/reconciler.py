@@ -15,10 +15,14 @@ Status updates are *requested* and run once per model per ``status_interval`` (s
 :mod:`.coalesce`), computed from the cache as it is then; each posts at most one Event
 (:func:`.status.announcement`). Writes go through one :class:`.limits.WriteLimiter`.
 
-Extending: a service that adds children of its own (a benchmark Job, say) passes a
-:data:`ChildRenderer` (a pure builder) to the reconciler; its manifests are converged
-like the built-in children, after them, with the same write limiter and the same
-handling of refusals. See ``docs/operator.md``, "Extending the reconciler".
+Extending: a service that adds children of its own passes a :data:`ChildRenderer` (a
+pure builder) to the reconciler; its manifests are converged like the built-in children,
+after them, with the same write limiter and the same handling of refusals. See
+``docs/operator.md``, "Extending the reconciler". Two things are deliberately *not*
+renderers: the namespace-wide ``trtserve-monitoring`` ConfigMap (one per namespace, owned
+by no model: :class:`.monitoring.SharedMonitoringConfig`, called once per converge, writes
+it once per namespace) and the A/B benchmark Job (it depends on both models' readiness and
+is deleted once read: :mod:`.benchmark` runs it).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from trtserve_operator.api.v1alpha1 import TRTModelStatus
+from trtserve_operator.api.v1alpha1 import Phase, TRTModelStatus
 from trtserve_operator.api.validation import describe_validation_error
 from trtserve_operator.kube.errors import (
     ConflictError,
@@ -46,12 +50,13 @@ from trtserve_operator.kube.errors import (
 from trtserve_operator.kube.port import KubeApi
 from trtserve_operator.kube.resources import BY_KIND, DEPLOYMENTS
 from trtserve_operator.services.builders import Children, build_children
-from trtserve_operator.services.builders.names import HASH_ANNOTATION
+from trtserve_operator.services.builders.names import HASH_ANNOTATION, MONITORING_CONFIGMAP
 from trtserve_operator.services.builders.target import Target
 from trtserve_operator.services.coalesce import Coalescer
 from trtserve_operator.services.converge import Action, Step, plan
 from trtserve_operator.services.limits import Priority, WriteLimiter
 from trtserve_operator.services.metrics import Metrics
+from trtserve_operator.services.monitoring import SharedMonitoringConfig
 from trtserve_operator.services.status import (
     CHILD_REJECTED,
     INVALID_CHILD,
@@ -160,6 +165,7 @@ class Reconciler:
         self.status_updates: Coalescer[Key] = Coalescer(
             self._update_status, settings.status_interval
         )
+        self.monitoring = SharedMonitoringConfig(self.apply)
 
     # --- entry points (the handlers) ------------------------------------------------------
 
@@ -223,6 +229,7 @@ class Reconciler:
         self._models.pop(key, None)
         self._locks.pop(key, None)
         self.status_updates.forget(key)
+        self.metrics.forget_model(key)
 
     async def close(self) -> None:
         await self.status_updates.close()
@@ -279,7 +286,7 @@ class Reconciler:
             async with self._slots, self._lock(key), self._counting_errors():
                 blocker = blocker_for(target, self.settings)
                 children = self._children(state, target)
-                rejected: Blocker | None = None
+                rejected = await self._ensure_monitoring(key, view)
                 wanted = children.wanted(deployment=blocker is None)
                 for render in self._renderers:
                     wanted.extend(render(target, self.settings))
@@ -305,6 +312,21 @@ class Reconciler:
                 state.converged = True
         finally:
             self.status_updates.request(key)
+
+    async def _ensure_monitoring(self, key: Key, view: ClusterView) -> Blocker | None:
+        """The namespace's ``trtserve-monitoring`` ConfigMap, which every serving pod
+        mounts: created by the namespace's first converge, not looked at again by the
+        others (see :class:`.monitoring.SharedMonitoringConfig`). A refusal is the model's
+        ``Ready=False``, like a refused child."""
+        try:
+            done = await self.monitoring.ensure(key[0], view)
+        except RejectedError as error:
+            logger.error("TRTModel %s/%s: %s", *key, error)
+            self.metrics.inc("trtserve_api_errors_total", error=type(error).__name__)
+            return rejection(error, "ConfigMap", MONITORING_CONFIGMAP)
+        if done is not None:
+            logger.info("%s in namespace %s", done, key[0])
+        return None
 
     async def apply(self, step: Step) -> Mapping[str, Any] | None:
         """Carry out one converge step; returns the object as the API returned it."""
@@ -354,7 +376,7 @@ class Reconciler:
         ):
             return
         stored = state.written if state.written is not None else dict(body.get("status") or {})
-        new, event = self._desired_status(key, state, view, stored)
+        new, event, observed = self._desired_status(key, state, view, stored)
         patch = status_merge_patch(stored, new)
         async with self._counting_errors():
             if patch:
@@ -362,17 +384,26 @@ class Reconciler:
                     await self.kube.patch_trtmodel_status(*key, patch)
                 self.metrics.inc("trtserve_status_writes_total")
                 state.written = new
+        if observed is not None:
+            # After the write: a conversion report is counted once, when it reaches the
+            # status (not again if the write failed and is retried).
+            self.metrics.observe_status(key, *observed)
         if event is not None:
             await self.announce(key, state.uid, event)
 
     def _desired_status(
         self, key: Key, state: ModelState, view: ClusterView, stored: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], Transition | None]:
+    ) -> tuple[
+        dict[str, Any], Transition | None, tuple[TRTModelStatus | None, TRTModelStatus] | None
+    ]:
+        """The status to write, its Event, and (previous, new) for the model metrics."""
         if state.target is None:
             assert state.invalid is not None
-            return invalid_spec_status(
+            self.metrics.set_phase(key, Phase.FAILED.value)
+            new, event = invalid_spec_status(
                 stored, generation=state.generation, message=state.invalid, now=utc_now()
             )
+            return new, event, None
         target = state.target
         blocker = blocker_for(target, self.settings) or state.rejected
         deployment = view.child(DEPLOYMENTS.kind, *key)
@@ -387,16 +418,17 @@ class Reconciler:
             .get("annotations", {})
             .get(HASH_ANNOTATION)
         )
+        previous = _parse_status(stored)
         result = compute_status(
             target,
             deployment=deployment,
             pods=view.pods(*key),
-            previous=_parse_status(stored),
+            previous=previous,
             now=utc_now(),
             config_hash=config_hash,
             blocker=blocker,
         )
-        return status_to_wire(result.status), result.event
+        return status_to_wire(result.status), result.event, (previous, result.status)
 
     async def announce(self, key: Key, uid: str, transition: Transition) -> None:
         """Post ``transition`` as an Event; a failure is logged, never retried (the status,

@@ -250,6 +250,8 @@ def compute_status(
         selector=selector_string(target),
         endpoint=Endpoint(grpc=grpc_endpoint(target), rest=rest_endpoint(target)),
         conversion=conversion.report or (previous.conversion if previous else None),
+        # Owned by the benchmark service (services/benchmark.py): carried as it is.
+        benchmark=previous.benchmark if previous else None,
     )
     return StatusResult(status=status, event=announcement(before, conditions, failures))
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from trtserve_operator.services.builders.benchmark_job import BenchmarkRun, build_benchmark_job
 from trtserve_operator.services.builders.configmap import build_batching_configmap
 from trtserve_operator.services.builders.deployment import (
     build_deployment,
@@ -19,6 +21,7 @@ __all__ = [
     "Children",
     "Target",
     "build_batching_configmap",
+    "build_benchmark_jobs",
     "build_children",
     "build_deployment",
     "build_service",
@@ -63,3 +66,22 @@ def build_children(target: Target, settings: Settings) -> Children:
             log_format=settings.log_format,
         ),
     )
+
+
+def build_benchmark_jobs(targets: Sequence[Target], settings: Settings) -> list[dict[str, Any]]:
+    """The benchmark Job of every target whose baseline is among ``targets``, as the
+    operator creates it once both are Ready at their current generations (``render``)."""
+    by_name = {(t.namespace, t.name): t for t in targets}
+    jobs = []
+    for target in targets:
+        benchmark = target.spec.benchmark
+        baseline = by_name.get((target.namespace, benchmark.baseline)) if benchmark else None
+        if baseline is not None and baseline is not target:
+            jobs.append(
+                build_benchmark_job(
+                    BenchmarkRun(target, baseline),
+                    image=converter_image(target, settings.converter_image),
+                    log_format=settings.log_format,
+                )
+            )
+    return jobs

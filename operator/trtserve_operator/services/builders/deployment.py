@@ -20,6 +20,10 @@ from trtserve_operator.services.builders.names import (
     GRPC_PORT,
     HASH_ANNOTATION,
     MODEL_BASE,
+    MONITORING_CONFIGMAP,
+    MONITORING_DIR,
+    MONITORING_FILE,
+    PROMETHEUS_PATH,
     REST_PORT,
     SERVING_CONTAINER,
     SOURCE_SECRET_DIR,
@@ -35,6 +39,12 @@ RUN_AS_USER = 1000
 STARTUP_PERIOD_SECONDS = 10
 STARTUP_BUDGET_SECONDS = 3600
 """How long TF Serving may take to load and warm up the model before liveness applies."""
+SCRAPE_ANNOTATIONS = {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(REST_PORT),
+    "prometheus.io/path": PROMETHEUS_PATH,
+}
+"""The conventional annotations Prometheus' kubernetes_sd pod relabelling reads."""
 
 
 def serving_image(target: Target, default: str) -> str:
@@ -117,6 +127,7 @@ def serving_args(target: Target) -> list[str]:
         f"--model_name={target.model_name}",
         f"--model_base_path={MODEL_BASE}/{target.model_name}",
         "--enable_model_warmup=true",
+        f"--monitoring_config_file={MONITORING_DIR}/{MONITORING_FILE}",
     ]
     if serving.gpus:
         args.append(f"--per_process_gpu_memory_fraction={serving.gpu_memory_fraction!r}")
@@ -135,6 +146,7 @@ def build_serving_container(target: Target, image: str) -> dict[str, Any]:
     mounts: list[dict[str, Any]] = [
         {"name": "model-repo", "mountPath": MODEL_BASE, "readOnly": True},
         {"name": "serving-tmp", "mountPath": "/tmp"},
+        {"name": "monitoring-config", "mountPath": MONITORING_DIR, "readOnly": True},
     ]
     if serving.batching.enabled:
         mounts.append({"name": "batching-config", "mountPath": BATCHING_DIR, "readOnly": True})
@@ -177,6 +189,7 @@ def _volumes(target: Target) -> list[dict[str, Any]]:
         {"name": "model-repo", "emptyDir": {}},
         {"name": "convert-tmp", "emptyDir": {}},
         {"name": "serving-tmp", "emptyDir": {}},
+        {"name": "monitoring-config", "configMap": {"name": MONITORING_CONFIGMAP}},
     ]
     if target.spec.serving.batching.enabled:
         volumes.append(
@@ -260,7 +273,10 @@ def build_deployment(
             "template": {
                 "metadata": {
                     "labels": labels(target),
-                    "annotations": {HASH_ANNOTATION: config_hash(pod_spec, batching)},
+                    "annotations": {
+                        HASH_ANNOTATION: config_hash(pod_spec, batching),
+                        **SCRAPE_ANNOTATIONS,
+                    },
                 },
                 "spec": pod_spec,
             },

@@ -205,13 +205,26 @@ def run_operator(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {busy}", file=sys.stderr)
         return 2
     configure_logging(settings)
-    kopf.run(
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=list(namespaces),
-        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
-    )
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        kopf.run(
+            loop=runner.get_loop(),
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=list(namespaces),
+            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+        )
     return 0
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (the operator image has it), as kopf's own
+    CLI does; else asyncio's default."""
+    try:
+        import uvloop  # noqa: PLC0415  (optional)
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _read_documents(source: str | Path, stdin: TextIO) -> list[Any]:

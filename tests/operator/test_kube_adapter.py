@@ -86,13 +86,13 @@ def answer(code: int, body: Any = None) -> Handler:
     return handler
 
 
-def kubeconfig(path: Path, server: str, user: dict[str, Any]) -> Path:
+def kubeconfig(path: Path, server: str, user: dict[str, Any], **cluster: Any) -> Path:
     path.write_text(
         yaml.safe_dump(
             {
                 "apiVersion": "v1",
                 "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": server}}],
+                "clusters": [{"name": "c", "cluster": {"server": server, **cluster}}],
                 "users": [{"name": "u", "user": user}],
                 "contexts": [{"name": "dev", "context": {"cluster": "c", "user": "u"}}],
                 "current-context": "dev",
@@ -468,3 +468,27 @@ def test_the_in_cluster_service_account_is_the_first_source(
     assert info.ca_path == str(account / "ca.crt")
     assert info.default_namespace == "trtserve-system"
     assert creds.where == "the in-cluster service account"
+
+
+def test_the_kubeconfigs_proxy_url_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kopf's own login read ``proxy-url``; both connections keep honouring it."""
+
+    async def scenario() -> Server:
+        proxy = Server(answer(200, {"kind": "Service"}))
+        async with proxy.running():
+            path = kubeconfig(tmp_path / "config", "http://api.invalid:6443", {}, **{
+                "proxy-url": proxy.url})  # fmt: skip
+            monkeypatch.setenv("KUBECONFIG", str(path))
+            monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+            creds = Credentials.from_environment()
+            assert (await creds.connection_info()).proxy_url == proxy.url
+            kube = Kube(creds)
+            try:
+                assert await kube.get(SERVICES, "ns", "m") == {"kind": "Service"}
+            finally:
+                await kube.close()
+        return proxy
+
+    (request,) = asyncio.run(scenario()).requests
+    assert request["path"] == "/api/v1/namespaces/ns/services/m"
+    assert request["headers"]["Host"] == "api.invalid:6443"

@@ -182,6 +182,7 @@ class Kube:
         """The session (TLS context, connection pool) for ``info``; a new one only when
         the TLS side changed (an exec plugin's new client certificate), not per token."""
         tls = (
+            info.proxy_url,
             info.ca_path,
             info.ca_data,
             info.insecure,
@@ -195,6 +196,7 @@ class Kube:
             connector = aiohttp.TCPConnector(limit=CONNECTIONS, ssl=info.as_ssl_context())
             self._session = aiohttp.ClientSession(
                 connector=connector,
+                proxy=info.proxy_url,  # the kubeconfig's proxy-url (HTTP(S)_PROXY: not used)
                 timeout=self._timeout,
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
                 skip_auto_headers=("Content-Type",),

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import kopf
+import yaml
 from lightkube import KubeConfig
 from lightkube.config.kubeconfig import SERVICE_ACCOUNT, SingleConfig
 from lightkube.config.models import UserExec
@@ -85,12 +86,31 @@ def _parse_time(value: Any) -> datetime.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
 
 
+def _proxy_url(source: Path | None, config: SingleConfig) -> str | None:
+    """The current cluster's ``proxy-url`` (lightkube does not read it; kopf's own login
+    did, so it stays supported for both connections)."""
+    if source is None:
+        return None
+    try:
+        raw = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+        context = next(c for c in raw.get("contexts") or [] if c.get("name") == config.context_name)
+        name = (context.get("context") or {}).get("cluster")
+        cluster = next(c for c in raw.get("clusters") or [] if c.get("name") == name)
+    except (OSError, yaml.YAMLError, StopIteration, AttributeError, TypeError):
+        return None
+    url = (cluster.get("cluster") or {}).get("proxy-url")
+    return str(url) if url else None
+
+
 class Credentials:
     """The current context's server and credentials, resolved on demand."""
 
-    def __init__(self, config: SingleConfig, *, source: Path | None = None) -> None:
+    def __init__(
+        self, config: SingleConfig, *, source: Path | None = None, proxy_url: str | None = None
+    ) -> None:
         self._config = config
         self._source = source
+        self._proxy_url = proxy_url
         self._info: kopf.ConnectionInfo | None = None
         self._lock = asyncio.Lock()
         user = config.user
@@ -104,7 +124,9 @@ class Credentials:
     def from_environment(cls, service_account: str = SERVICE_ACCOUNT) -> Credentials:
         """The in-cluster service account, else the kubeconfig's current context."""
         config = load_config(service_account)
-        return cls(_current(config), source=Path(config.fname) if config.fname else None)
+        single = _current(config)
+        source = Path(config.fname) if config.fname else None
+        return cls(single, source=source, proxy_url=_proxy_url(source, single))
 
     @classmethod
     def from_url(cls, url: str) -> Credentials:
@@ -192,6 +214,7 @@ class Credentials:
             token=token,
             default_namespace=config.namespace,
             expiration=expiration,
+            proxy_url=self._proxy_url,
         )
 
     def _read_token(self, token_file: str) -> str:

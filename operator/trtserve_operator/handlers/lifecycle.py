@@ -29,8 +29,8 @@ from trtserve_operator.handlers.indexes import MANAGED
 WATCHED_CHILDREN = (("apps", "v1", "deployments"), ("v1", "services"), ("v1", "configmaps"),
                     ("v1", "pods"))  # fmt: skip
 """The children and pods the operator watches (only those with its ``managed-by`` label);
-tests/operator/test_handler_shape.py checks that every ``labels=MANAGED`` handler's
-resource is here."""
+tests/operator/test_handler_shape.py checks that the resource of every handler filtering
+on that label is here."""
 
 
 class NoDiffBaseStorage(kopf.DiffBaseStorage):

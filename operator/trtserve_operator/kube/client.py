@@ -162,6 +162,7 @@ class Kube:
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
         self._tls: tuple[Any, ...] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_environment(cls) -> Kube:
@@ -202,8 +203,10 @@ class Kube:
                 skip_auto_headers=("Content-Type",),
             )
             self._tls = tls
-            if old is not None and not old.closed:
-                asyncio.get_running_loop().create_task(old.close())
+            if old is not None and not old.closed:  # its requests in flight finish first
+                task = asyncio.get_running_loop().create_task(old.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
         return self._session
 
     async def raw(

@@ -29,6 +29,7 @@ from trtserve_operator.api.validation import describe_validation_error
 from trtserve_operator.handlers.lifecycle import configure_kopf
 from trtserve_operator.handlers.retries import Retries
 from trtserve_operator.kube.client import Kube, check_reachable
+from trtserve_operator.kube.credentials import Credentials
 from trtserve_operator.kube.errors import ConfigurationError
 from trtserve_operator.memory import trim_periodically
 from trtserve_operator.services.benchmark import Benchmarks
@@ -42,15 +43,22 @@ HEAP_TRIM_INTERVAL = 15.0
 """Seconds between returning freed heap to the OS (see :mod:`trtserve_operator.memory`)."""
 
 
-@kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In-cluster service account, else the kubeconfig: the same sources as the adapter.
+def shared_credentials(memo: kopf.Memo) -> Credentials:
+    """The one :class:`Credentials` of the process: kopf's login and the adapter use it."""
+    credentials = memo.get("credentials")
+    if not isinstance(credentials, Credentials):
+        credentials = memo["credentials"] = Credentials.from_environment()
+    return credentials
 
-    Explicit, so kopf does not switch to another client library's login merely because
-    that library happens to be imported in the process.
+
+@kopf.on.login()
+async def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    """The adapter's credentials, resolved again (kopf calls this at startup, on a 401 and
+    when they expire): kopf's watches and the operator's writes authenticate the same way,
+    with everything the kubeconfig may hold (token files, exec plugins, client
+    certificates). See :mod:`trtserve_operator.kube.credentials`.
     """
-    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs)
-    return info or kopf.login_with_kubeconfig(**kwargs)
+    return await shared_credentials(memo).connection_info(refresh=True)
 
 
 @kopf.on.startup()
@@ -58,7 +66,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     """kopf settings, then the one shared API client and the services."""
     configure_kopf(settings)
     operator_settings = Settings()
-    reconciler = Reconciler(Kube.from_environment(), operator_settings)
+    reconciler = Reconciler(Kube(shared_credentials(memo)), operator_settings)
     memo["reconciler"] = reconciler
     memo["benchmarks"] = Benchmarks(
         reconciler.kube, operator_settings, reconciler.metrics, reconciler.writes
@@ -161,14 +169,12 @@ def configure_logging(settings: Settings) -> None:
         ),
     )
     logging.getLogger().setLevel(settings.log_level)
-    # The HTTP client logs every request at INFO: keep it for DEBUG only.
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
 def check(out: TextIO, err: TextIO) -> int:
     """``trtserve-operator check``: is there a configuration and does its API server answer?"""
     try:
-        print(check_reachable(Kube.load_config()), file=out)
+        print(check_reachable(Credentials.from_environment()), file=out)
     except ConfigurationError as error:
         print(f"error: {error}", file=err)
         return 2
@@ -195,7 +201,7 @@ def run_operator(args: argparse.Namespace, settings: Settings) -> int:
         () if args.all_namespaces else (args.namespace or settings.namespaces)
     )
     try:
-        check_reachable(Kube.load_config())
+        check_reachable(Credentials.from_environment())
     except ConfigurationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -204,13 +210,26 @@ def run_operator(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {busy}", file=sys.stderr)
         return 2
     configure_logging(settings)
-    kopf.run(
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=list(namespaces),
-        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
-    )
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        kopf.run(
+            loop=runner.get_loop(),
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=list(namespaces),
+            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+        )
     return 0
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (the operator image has it), as kopf's own
+    CLI does; else asyncio's default."""
+    try:
+        import uvloop  # noqa: PLC0415  (optional)
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _read_documents(source: str | Path, stdin: TextIO) -> list[Any]:

@@ -16,10 +16,12 @@ from typing import Any
 import kopf
 import pytest
 from builder_inputs import EXAMPLES, example_bodies, rendered
+from kopf._cogs.structs.references import Resource
 
 import trtserve_operator.cli  # noqa: F401  (registers every handler, as `run` does)
 from trtserve_operator.handlers.benchmarks import job_projection
 from trtserve_operator.handlers.indexes import (
+    MANAGED,
     child_projection,
     pod_projection,
     trtmodel_projection,
@@ -175,3 +177,33 @@ def test_index_functions_are_async() -> None:
     registry = kopf.get_default_registry()
     for handler in registry._indexing.get_all_handlers():
         assert asyncio.iscoroutinefunction(handler.fn), handler.id
+
+
+def test_child_watches_select_the_operators_objects_server_side() -> None:
+    """Every watch whose handlers only want the operator's own objects (``labels=`` with the
+    ``managed-by`` label) asks the API server for those only: client-side label filters
+    would leave kopf streaming and processing every object of that kind in scope. A new
+    kind watched that way (a Job, say) fails here until it is in WATCHED_CHILDREN."""
+    settings = kopf.OperatorSettings()
+    configure_kopf(settings)
+    registry = kopf.get_default_registry()
+    handlers = [
+        *registry._indexing.get_all_handlers(),
+        *registry._watching.get_all_handlers(),
+    ]
+    managed = {
+        (
+            handler.selector.group or "",
+            handler.selector.version,
+            handler.selector.plural or handler.selector.any_name,
+        )
+        for handler in handlers
+        if MANAGED.items() <= dict(handler.labels or {}).items() and handler.selector is not None
+    }
+    assert ("", "v1", "pods") in managed
+    for group, version, plural in managed:
+        resource = Resource(group, version or "v1", plural)
+        selectors = list(settings.watching.label_selectors.collect(resource))
+        assert selectors == ["app.kubernetes.io/managed-by=trtserve-operator"], plural
+    trtmodels = Resource("trtserve.io", "v1alpha1", "trtmodels")
+    assert list(settings.watching.label_selectors.collect(trtmodels)) == []

@@ -107,3 +107,21 @@ def test_every_request_is_covered_by_required_permissions(converged: EmulatedClu
         Permission(*p) for p in needed if p is not None
     }
     assert all(p[2] != "update" for p in needed if p is not None), "the operator never PUTs"
+
+
+def test_child_and_pod_watches_carry_the_label_selector(converged: EmulatedCluster) -> None:
+    """kopf lists and watches only the operator's own children and pods (the emulator
+    ignores selectors; a real API server filters by them)."""
+    seen = 0
+    for request in converged.operator_requests():
+        resource = request.resource
+        action = str(request.action).split(".")[-1].upper()
+        if resource is None or action not in ("LIST", "WATCH"):
+            continue
+        selector = dict(request.params).get("labelSelector") if request.params else None
+        if resource.plural in ("deployments", "services", "configmaps", "pods", "jobs"):
+            assert selector == "app.kubernetes.io/managed-by=trtserve-operator", request.url
+            seen += 1
+        else:
+            assert selector is None, request.url
+    assert seen >= 4

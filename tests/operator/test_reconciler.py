@@ -227,6 +227,27 @@ def test_an_event_for_a_spec_already_converged_costs_nothing() -> None:
     assert kube.calls == []
 
 
+def test_an_equal_spec_in_another_order_is_skipped_and_a_nested_change_is_not() -> None:
+    kube = MemoryKube()
+
+    async def scenario() -> None:
+        service = reconciler(kube)
+        first = trtmodel(serving={"replicas": 1, "batching": {"enabled": False}})
+        view = View(kube, first)
+        await service.observe(first, view)
+        await settled(service)
+        kube.calls.clear()
+        same = trtmodel(serving={"batching": {"enabled": False}, "replicas": 1})
+        await service.observe(same, view)
+        assert kube.calls == []
+        changed = trtmodel(serving={"replicas": 2, "batching": {"enabled": False}})
+        await service.observe(changed, View(kube, changed))
+        await settled(service)
+
+    asyncio.run(scenario())
+    assert ("patch", "Deployment") in kube.calls
+
+
 def test_stale_cache_conflict_is_resolved_by_reading_the_object() -> None:
     kube = MemoryKube()
 

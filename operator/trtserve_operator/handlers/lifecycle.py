@@ -24,6 +24,14 @@ from typing import Any
 
 import kopf
 
+from trtserve_operator.handlers.indexes import MANAGED
+
+WATCHED_CHILDREN = (("apps", "v1", "deployments"), ("v1", "services"), ("v1", "configmaps"),
+                    ("v1", "pods"), ("batch", "v1", "jobs"))  # fmt: skip
+"""The children and pods the operator watches (only those with its ``managed-by`` label);
+tests/operator/test_handler_shape.py checks that the resource of every handler filtering
+on that label is here."""
+
 
 class NoDiffBaseStorage(kopf.DiffBaseStorage):
     """No diff-base: nothing stored, nothing built (saves a deep copy per watch event)."""
@@ -66,6 +74,10 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
       acts on (kopf would post one per handler failure);
     - no namespace/CRD scanning: the watched namespaces are given explicitly;
     - short-lived per-object workers (memory after a restart with many objects);
+    - the watches of children and pods ask the API server for the operator's own objects
+      only (a label selector): the handlers' ``labels=`` filters are client-side, so
+      without it kopf would stream and process every Deployment, Service, ConfigMap and
+      Pod of the watched namespaces (of the whole cluster with ``-A``);
     - kopf's per-object log lines ("Handler 'child_changed' succeeded.", one per handler
       per watch event) only at DEBUG: thousands of lines after a restart, and a visible
       part of the operator's CPU. Failures (warnings, errors) are still logged.
@@ -82,5 +94,8 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.watching.chunk_size = 200
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
+    selector = ",".join(f"{key}={value}" for key, value in MANAGED.items())
+    for resource in WATCHED_CHILDREN:
+        settings.watching.label_selectors[resource] = selector
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -105,11 +104,6 @@ def utc_now() -> str:
     return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def spec_fingerprint(spec: Any) -> str:
-    """Canonical JSON of a spec: equal exactly when the specs are equal."""
-    return json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
-
-
 def rejection(error: RejectedError, kind: str, name: str) -> Blocker:
     """``Ready=False`` for a child the API server refused, with the server's message."""
     reason = INVALID_CHILD if error.code == 422 else CHILD_REJECTED
@@ -122,7 +116,9 @@ class ModelState:
 
     uid: str
     generation: int
-    fingerprint: str
+    spec: Any
+    """The spec as last seen (the parsed JSON of the event, never mutated): compared with
+    ``==``, a C-level walk that is several times cheaper per event than canonical JSON."""
     target: Target | None = None
     invalid: str | None = None
     """The InvalidSpec message when the spec does not validate (then ``target`` is None)."""
@@ -178,16 +174,11 @@ class Reconciler:
         if metadata.get("deletionTimestamp"):
             return  # the garbage collector removes the children
         uid = str(metadata.get("uid") or "")
-        fingerprint = spec_fingerprint(body.get("spec"))
+        spec = body.get("spec")
         state = self._models.get(key)
-        if (
-            state is not None
-            and state.uid == uid
-            and state.fingerprint == fingerprint
-            and state.converged
-        ):
+        if state is not None and state.uid == uid and state.spec == spec and state.converged:
             return
-        state = self._remember(key, body, uid, fingerprint, state)
+        state = self._remember(key, body, uid, spec, state)
         if state.target is None:
             self.status_updates.request(key)
             return
@@ -241,11 +232,11 @@ class Reconciler:
         key: Key,
         body: Mapping[str, Any],
         uid: str,
-        fingerprint: str,
+        spec: Any,
         previous: ModelState | None,
     ) -> ModelState:
         generation = int(body.get("metadata", {}).get("generation") or 0)
-        state = ModelState(uid=uid, generation=generation, fingerprint=fingerprint)
+        state = ModelState(uid=uid, generation=generation, spec=spec)
         if previous is not None and previous.uid == uid:
             state.written = previous.written
         try:

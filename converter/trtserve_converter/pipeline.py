@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trtserve_converter.accuracy import AccuracyResult, evaluate
 from trtserve_converter.config import ConvertConfig, Precision
@@ -33,10 +33,15 @@ from trtserve_converter.errors import (
     summarize,
 )
 from trtserve_converter.inputs import InputBatch, batch_rows, build_inputs, random_batch
-from trtserve_converter.report import AccuracyReport, Report
+from trtserve_converter.report import AccuracyReport, CacheReport, Report
+
+if TYPE_CHECKING:
+    from trtserve_converter.cache import Manifest, ModelCache
 
 LOG = logging.getLogger(__name__)
 WORK_PREFIX = ".trt-convert-work-"
+CACHE_ATTEMPTS = 3
+"""Entries tried per run: a rejected entry may be replaced by another converter's."""
 
 
 @dataclass
@@ -54,6 +59,8 @@ class RunState:
     engines_built: int | None = None
     accuracy: AccuracyResult | None = None
     notes: list[str] = field(default_factory=list)
+    cache: ModelCache | None = None
+    cached_accuracy: AccuracyReport | None = None
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -67,7 +74,7 @@ class RunState:
             LOG.info("step %s: %.2fs", name, seconds)
 
     def report_fields(self) -> dict[str, Any]:
-        accuracy = None
+        accuracy = self.cached_accuracy  # a hit reports the stored conversion's gate
         if self.accuracy is not None:
             accuracy = AccuracyReport(
                 passed=self.accuracy.passed,
@@ -89,6 +96,7 @@ class RunState:
             "tensorrt_linked": self.tensorrt_linked,
             "tensorrt_loaded": self.tensorrt_loaded,
             "gpu": self.gpu,
+            "cache": self.cache.report() if self.cache else CacheReport(result="Disabled"),
         }
 
 
@@ -145,6 +153,9 @@ def _run_steps(state: RunState) -> str:
         info.require()  # fail fast, before any download
     else:
         state.gpu = gpu_name()
+    from trtserve_converter.cache import open_cache
+
+    state.cache = open_cache(config)
 
     output_base = Path(config.output_base)
     try:
@@ -157,6 +168,8 @@ def _run_steps(state: RunState) -> str:
     try:
         return _convert_in(state, work_dir)
     finally:
+        if state.cache is not None:
+            state.cache.close()
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
@@ -172,10 +185,17 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
     )
 
     config = state.config
+    cache = state.cache if state.cache is not None and state.cache.enabled else None
+    served = _cached_by_metadata(state, cache, work_dir)
+    if served is not None:
+        return served
     with state.step("fetch"):
         fetched = fetch_source(config.source, work_dir, config.max_source_bytes)
-    with state.step("inspect"):
         saved_model_dir = locate_saved_model(fetched, config.source_version)
+    served = _cached_by_content(state, cache, work_dir, saved_model_dir)
+    if served is not None:
+        return served
+    with state.step("inspect"):
         original_model = load_saved_model(saved_model_dir)
         original = signature_function(original_model, config.signature_key)
         specs = input_specs(original)
@@ -224,7 +244,140 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
     except BaseException:
         layout.discard(staging)
         raise
-    return _success_message(state, final)
+    message = _success_message(state, final)
+    if cache is not None:  # only a served, gated result is published
+        stored = Report.succeeded(message, **state.report_fields())
+        cache.publish(final, stored.model_dump(by_alias=True, exclude_none=True, exclude={"cache"}))
+    return message
+
+
+def _cached_by_metadata(state: RunState, cache: ModelCache | None, work_dir: Path) -> str | None:
+    """A hit keyed by the source's metadata (listing, strong ETag): no source download."""
+    from trtserve_converter.cache_key import metadata_identity
+
+    if cache is None:
+        return None
+    with state.step("fetch"):
+        identity = metadata_identity(state.config.source, state.config.source_version)
+    return None if identity is None else _from_cache(state, cache, work_dir, identity)
+
+
+def _cached_by_content(
+    state: RunState, cache: ModelCache | None, work_dir: Path, saved_model_dir: Path
+) -> str | None:
+    """A hit keyed by the sha256 of the fetched files (when metadata could not tell)."""
+    from trtserve_converter.cache_key import files_identity
+
+    if cache is None or cache.key is not None or cache.inputs is not None:
+        return None
+    with state.step("fetch"):
+        identity = files_identity(saved_model_dir)
+    return _from_cache(state, cache, work_dir, identity)
+
+
+def _from_cache(
+    state: RunState, cache: ModelCache, work_dir: Path, source: dict[str, Any]
+) -> str | None:
+    """Serve the key's entry, waiting for a converter that holds the key; None: convert.
+
+    Steps of a hit: download into a staging directory, verify every file's size and
+    sha256, load the model and run its warmup input, rename into place. Anything wrong
+    is a warning and the next candidate (or a conversion): the cache fails closed.
+    """
+    from trtserve_converter.cache_key import Runtime, compute_capability, key_inputs
+
+    config = state.config
+    calibration = _calibration_identity(state, cache, work_dir)
+    if config.calibration_source and calibration is None:
+        return None
+    runtime = Runtime(
+        tensorflow=state.tensorflow_version,
+        tensorrt_linked=state.tensorrt_linked,
+        tensorrt_loaded=state.tensorrt_loaded,
+        gpu=state.gpu,
+        compute_capability=compute_capability(),
+    )
+    cache.set_key(key_inputs(config, source, calibration, runtime))
+    rejected: set[str] = set()
+    manifest = cache.lookup()
+    for _ in range(CACHE_ATTEMPTS):
+        if manifest is None:
+            manifest = cache.wait_or_claim(rejected)
+            if manifest is None:
+                return None
+        served = _install_from_cache(state, cache, manifest)
+        if served is not None:
+            return served
+        rejected.add(manifest.entry)
+        manifest = None
+    return None
+
+
+def _calibration_identity(
+    state: RunState, cache: ModelCache, work_dir: Path
+) -> dict[str, Any] | None:
+    """The calibration data's identity (metadata, else its sha256); None: unknown."""
+    from trtserve_converter.cache_key import file_identity, metadata_identity
+    from trtserve_converter.fetch import fetch_file, local_path
+
+    uri = state.config.calibration_source
+    if not uri:
+        return None
+    try:
+        local = local_path(uri)
+        if local is not None:
+            return file_identity(local)
+        identity = metadata_identity(uri)
+        if identity is None:
+            path = fetch_file(uri, work_dir / "cache-identity", state.config.max_source_bytes)
+            identity = file_identity(path)
+        return identity
+    except Exception as error:  # the calibration step reports the real problem
+        cache.warn(f"the calibration data's identity is unknown ({error}): cache not used")
+        return None
+
+
+def _install_from_cache(state: RunState, cache: ModelCache, manifest: Manifest) -> str | None:
+    from trtserve_converter import layout
+    from trtserve_converter.cache import check_model, verify_files
+
+    config = state.config
+    output_base = Path(config.output_base)
+    layout.remove_stale_staging(output_base, config.model_name)
+    staging = layout.create_staging(output_base, config.model_name, config.model_version)
+    final = layout.version_dir(output_base, config.model_name, config.model_version)
+    try:
+        cache.download(manifest, staging)
+        with cache.timed("verify"):
+            verify_files(manifest, staging)
+            checked = check_model(staging, config.signature_key)
+        with state.step("save"):
+            layout.publish(staging, final)
+    except Exception as error:  # fail closed: the next candidate, else convert
+        layout.discard(staging)
+        cache.reject(manifest, error)
+        return None
+    cache.hit()
+    stored = manifest.report
+    for name, attribute in (
+        ("trtEngineOps", "trt_engine_ops"),
+        ("nativeOps", "native_ops"),
+        ("enginesBuilt", "engines_built"),
+    ):
+        if isinstance(stored.get(name), int):
+            setattr(state, attribute, stored[name])
+    if isinstance(stored.get("accuracy"), dict):
+        try:
+            state.cached_accuracy = AccuracyReport.model_validate(stored["accuracy"])
+        except ValueError:
+            LOG.debug("cache: unreadable accuracy in the stored report", exc_info=True)
+    text = (
+        f"served {config.model_name} ({config.precision.value}) from the cache: entry "
+        f"{manifest.entry[:8]} of key {manifest.key[:12]}"
+    )
+    if config.precision.uses_tensorrt:
+        text += f" ({state.trt_engine_ops} TRTEngineOps, {state.engines_built} engines)"
+    return f"{text}, {checked}, written to {final}"
 
 
 def _native_op_count(function: Any) -> int | None:

@@ -125,13 +125,8 @@ class CacheStore:
         path = self._path(rel)
         local.parent.mkdir(parents=True, exist_ok=True)
 
-        def attempt() -> None:
-            try:
-                self.fs.get_file(path, str(local))
-            except FileNotFoundError as error:
-                raise CacheStoreError(f"{self.describe(rel)} is missing") from error
-
-        self._retry(attempt, rel)
+        # A missing file is permanent for fetch's retry loop: no retries.
+        self._retry(lambda: self.fs.get_file(path, str(local)), rel)
 
     def remove(self, rels: list[str]) -> None:
         """Delete files, best effort (clean-up only)."""

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from trtserve_converter import cache as cache_module
 from trtserve_converter import layout, tensorrt_env
+from trtserve_converter.cache_key import sha256_file
 from trtserve_converter.cli import main
 
 from .test_trt_pipeline import FakeConverter, fake_trt
@@ -228,6 +229,7 @@ def base_args(source: str, mode: str) -> list[str]:
 
 
 def test_miss_then_hit_serves_the_same_model(
+    *,
     store: Store,
     mode: str,
     trt: type[FakeConverter] | None,
@@ -285,6 +287,7 @@ def test_miss_then_hit_serves_the_same_model(
 
 
 def test_every_change_of_the_key_inputs_is_a_miss(
+    *,
     store: Store,
     fake_trt: type[FakeConverter],
     source_for: Any,
@@ -377,6 +380,7 @@ TAMPERING = {
 @pytest.mark.parametrize("tamper", list(TAMPERING))
 @pytest.mark.parametrize("mode", ["NATIVE", "FP16"], indirect=True)
 def test_a_bad_entry_is_never_served(
+    *,
     store: Store,
     mode: str,
     trt: type[FakeConverter] | None,
@@ -424,8 +428,6 @@ def test_a_wrong_engine_that_fails_on_its_warmup_input_is_not_served(
     warmup.write_bytes(b"not a TFRecord")
     for item in manifest["files"]:
         if item["path"].endswith("tf_serving_warmup_requests"):
-            from trtserve_converter.cache_key import sha256_file
-
             item["size"], item["sha256"] = warmup.stat().st_size, sha256_file(warmup)
     store.put(manifest_rel, json.dumps(manifest).encode())
     second = convert(*args)
@@ -489,6 +491,7 @@ def waiting() -> Iterator[threading.Event]:
 
 @pytest.mark.parametrize("mode", ["NATIVE", "FP16"], indirect=True)
 def test_two_converters_on_one_key_make_one_conversion(
+    *,
     store: Store,
     mode: str,
     trt: type[FakeConverter] | None,
@@ -567,6 +570,7 @@ def test_a_dead_lock_holder_is_taken_over(
 
 
 def test_a_failed_publish_still_serves(
+    *,
     mode: str,
     trt: type[FakeConverter] | None,
     source_for: Any,
@@ -608,7 +612,7 @@ def test_namespaces_do_not_share_entries(
     source_for: Any, convert: Converter, tmp_path: Path
 ) -> None:
     store = Store("local", str(tmp_path / "cache"), root=tmp_path / "cache")
-    args = base_args(source_for(store), "NATIVE") + ["--cache-uri", store.uri]
+    args = [*base_args(source_for(store), "NATIVE"), "--cache-uri", store.uri]
     first = convert(*args, "--cache-namespace", "team-a")
     other = convert(*args, "--cache-namespace", "team-b")
     assert (first.cache["result"], other.cache["result"]) == ("Miss", "Miss")

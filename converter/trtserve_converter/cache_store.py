@@ -46,7 +46,12 @@ class ExclusiveCreateError(CacheStoreError):
 def safe_relative(path: str) -> PurePosixPath:
     """A relative path with no '..', absolute or empty parts (names from a manifest)."""
     pure = PurePosixPath(path)
-    if not path or pure.is_absolute() or any(part in ("", ".", "..") for part in pure.parts):
+    if (
+        not path
+        or not pure.parts
+        or pure.is_absolute()
+        or any(part in ("", ".", "..") for part in pure.parts)
+    ):
         raise CacheStoreError(f"unsafe path {path!r} in the cache")
     if "\\" in path or path != pure.as_posix():
         raise CacheStoreError(f"unsafe path {path!r} in the cache")

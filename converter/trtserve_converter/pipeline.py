@@ -350,6 +350,7 @@ def _install_from_cache(state: RunState, cache: ModelCache, manifest: Manifest) 
         cache.download(manifest, staging)
         with cache.timed("verify"):
             verify_files(manifest, staging)
+        with cache.timed("check"):
             checked = check_model(staging, config.signature_key)
         with state.step("save"):
             layout.publish(staging, final)

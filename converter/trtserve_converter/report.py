@@ -85,6 +85,7 @@ class CacheReport(BaseModel):
     wait: float | None = None
     download: float | None = None
     verify: float | None = None
+    check: float | None = None
     publish: float | None = None
     warning: str | None = Field(default=None, max_length=MAX_CACHE_WARNING_CHARS)
 

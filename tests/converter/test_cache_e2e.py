@@ -263,7 +263,7 @@ def test_miss_then_hit_serves_the_same_model(
     assert second.code == 0, second.report
     assert second.cache["result"] == "Hit"
     assert second.cache["key"] == key
-    assert {"lookup", "download", "verify"} <= set(second.cache)
+    assert {"lookup", "download", "verify", "check"} <= set(second.cache)
     assert "from the cache" in second.report["message"]
     assert conversions(trt, [first, second]) == 1
     if store.kind == "s3":  # keyed by the listing: the hit never downloads the source

@@ -206,7 +206,9 @@ def test_everything_cel_touches_is_bounded() -> None:
 
 def test_printer_columns() -> None:
     columns = {c["name"]: c for c in build_crd()["spec"]["versions"][0]["additionalPrinterColumns"]}
-    assert list(columns) == ["Precision", "Ready", "Reason", "Endpoint", "Age", "GPU", "Replicas"]
+    assert list(columns) == [
+        "Precision", "Ready", "Reason", "Endpoint", "Age", "GPU", "Replicas", "Cache",
+    ]  # fmt: skip
     assert columns["Ready"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
     assert columns["Reason"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].reason'
     assert columns["Age"] == {
@@ -214,7 +216,10 @@ def test_printer_columns() -> None:
         "type": "date",
         "jsonPath": ".metadata.creationTimestamp",
     }
-    assert {name for name, c in columns.items() if c.get("priority") == 1} == {"GPU", "Replicas"}
-    for name in ("Precision", "Endpoint", "GPU", "Replicas"):
+    assert {name for name, c in columns.items() if c.get("priority") == 1} == {
+        "GPU", "Replicas", "Cache",
+    }  # fmt: skip
+    assert columns["Cache"]["jsonPath"] == ".status.conversion.cache.result"
+    for name in ("Precision", "Endpoint", "GPU", "Replicas", "Cache"):
         path = columns[name]["jsonPath"].lstrip(".")
         assert node_at(path)["type"] in {"string", "integer"}, name

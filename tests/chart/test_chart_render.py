@@ -7,7 +7,17 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from chart_support import CHART_DIR, NAMESPACE, RELEASE, REPO_ROOT, Rendered, run_tool
+from chart_support import (
+    CHART_DIR,
+    NAMESPACE,
+    RELEASE,
+    REPO_ROOT,
+    Rendered,
+    helm_template,
+    run_tool,
+)
+
+from trtserve_operator.settings import Settings
 
 # The chart's minimum (Chart.yaml kubeVersion) and the newest schemas kubernetes-validate has.
 KUBERNETES_VERSIONS = ("1.28.0", kubernetes_validate.utils.latest_version())
@@ -22,6 +32,10 @@ OPERATOR_ENV = {
     "TRTSERVE_LOG_LEVEL",
     "TRTSERVE_HEALTH_PORT",
     "TRTSERVE_METRICS_PORT",
+    "TRTSERVE_CACHE_URI",
+    "TRTSERVE_CACHE_SECRET_NAME",
+    "TRTSERVE_CACHE_SIGNING_SECRET_NAME",
+    "TRTSERVE_CACHE_SIGNING_SECRET_KEY",
 }
 
 
@@ -105,6 +119,10 @@ def test_default_env_values(default: Rendered) -> None:
         "TRTSERVE_LOG_LEVEL": "INFO",
         "TRTSERVE_HEALTH_PORT": "8080",
         "TRTSERVE_METRICS_PORT": "0",
+        "TRTSERVE_CACHE_URI": "",
+        "TRTSERVE_CACHE_SECRET_NAME": "",
+        "TRTSERVE_CACHE_SIGNING_SECRET_NAME": "",
+        "TRTSERVE_CACHE_SIGNING_SECRET_KEY": "key",
     }
 
 
@@ -276,3 +294,26 @@ def test_packaged_chart_renders_the_same(helm: Path, default: Rendered, tmp_path
     result = run_tool(helm, "template", RELEASE, archive, "--namespace", NAMESPACE)
     assert result.returncode == 0, result.stderr
     assert result.stdout == default.text
+
+
+def test_cache_values_become_the_operator_cache_settings(helm: Path) -> None:
+    result = helm_template(
+        helm,
+        "--set", "cache.uri=s3://models-cache/trtserve",
+        "--set", "cache.secretName=cache-credentials",
+        "--set", "cache.signingSecretName=cache-signing",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    manifests = [m for m in yaml.safe_load_all(result.stdout) if m]
+    rendered = Rendered("cache", result.stdout, manifests)
+    settings = Settings.model_validate(
+        {key.removeprefix("TRTSERVE_").lower(): value for key, value in rendered.env.items()}
+    )
+    assert settings.cache_uri == "s3://models-cache/trtserve"
+    assert settings.cache_secret_name == "cache-credentials"
+    assert (settings.cache_signing_secret_name, settings.cache_signing_secret_key) == (
+        "cache-signing",
+        "key",
+    )
+    rules = [r for m in rendered.of_kind("ClusterRole") for r in m["rules"]]
+    assert not any("secrets" in r.get("resources", []) for r in rules)  # RBAC unchanged

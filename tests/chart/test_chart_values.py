@@ -50,6 +50,10 @@ def test_helm_lint_strict(helm: Path, value_set: str) -> None:
         ("health.port=0", "/health/port"),
         ("watch.namespaces={Team_A}", "/watch/namespaces/0"),
         ("resources.limits.gpu=1", "additional properties 'gpu' not allowed"),
+        ("cache.uri=https://host/cache", "/cache/uri"),
+        ("cache.uri=pvc://Bad_Claim/x", "/cache/uri"),
+        ("cache.secretName=Bad_Name", "/cache/secretName"),
+        ("cache.size=1", "additional properties 'size' not allowed"),
     ],
 )
 def test_bad_values_are_rejected_at_install(helm: Path, flag: str, expected: str) -> None:

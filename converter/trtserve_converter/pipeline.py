@@ -254,9 +254,10 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
 def _cached_by_metadata(state: RunState, cache: ModelCache | None, work_dir: Path) -> str | None:
     """A hit keyed by the source's metadata (listing, strong ETag): no source download."""
     from trtserve_converter.cache_key import metadata_identity
+    from trtserve_converter.fetch import local_path
 
-    if cache is None:
-        return None
+    if cache is None or local_path(state.config.source) is not None:
+        return None  # local sources are hashed after locating the SavedModel
     with state.step("fetch"):
         identity = metadata_identity(state.config.source, state.config.source_version)
     return None if identity is None else _from_cache(state, cache, work_dir, identity)

@@ -475,7 +475,7 @@ class ModelCache:
                         if self._try_lock(0 if current is None else current[0] + 1):
                             manifest = self.lookup(rejected)  # published meanwhile?
                             if manifest is not None:
-                                self.release(published=False)
+                                self.release(published=True)  # nothing left to guard
                             return manifest
                         continue  # another converter was faster: look again
                     if now - started >= budget:

@@ -359,6 +359,9 @@ def _install_from_cache(state: RunState, cache: ModelCache, manifest: Manifest) 
         layout.discard(staging)
         cache.reject(manifest, error)
         return None
+    except BaseException:  # the time-out: nothing half-written stays
+        layout.discard(staging)
+        raise
     cache.hit()
     stored = manifest.report
     for name, attribute in (

@@ -657,3 +657,23 @@ def test_without_a_cache_the_report_says_disabled(models: Any, convert: Converte
         "--source", str(models.classifier), "--model-name", "clf", "--precision", "NATIVE"
     )
     assert run.cache == {"result": "Disabled"}
+
+
+@pytest.mark.slow
+def test_an_s3_archive_source_is_keyed_by_its_etag(
+    classifier_tarball: Path, convert: Converter, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    store = make_store("s3", tmp_path, request)
+    bucket = f"src-{uuid.uuid4().hex[:12]}"
+    store.client.create_bucket(Bucket=bucket)
+    store.client.upload_file(str(classifier_tarball), bucket, "clf.tar.gz")
+    args = [*base_args(f"s3://{bucket}/clf.tar.gz", "NATIVE"), *cache_args(store)]
+    first = convert(*args, "--model-version", "1")
+    assert (first.code, first.cache["result"]) == (0, "Miss"), first.report
+    (manifest,) = store.manifests().values()
+    assert manifest["keyInputs"]["source"]["kind"] == "object"
+    assert manifest["keyInputs"]["source"]["tag"].strip('"')
+    assert convert(*args, "--model-version", "1").cache["result"] == "Hit"
+    store.client.put_object(Bucket=bucket, Key="clf.tar.gz", Body=classifier_tarball.read_bytes())
+    same_bytes = convert(*args, "--model-version", "1")  # same content: same ETag
+    assert same_bytes.cache["result"] == "Hit"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import http.server
 import json
 import threading
@@ -28,7 +29,7 @@ from trtserve_converter.cache_key import (
     metadata_identity,
     select_model_prefix,
 )
-from trtserve_converter.cache_store import CacheStoreError, LocalStore, safe_relative
+from trtserve_converter.cache_store import CacheStore, CacheStoreError, LocalStore, safe_relative
 from trtserve_converter.cli import parse_config
 from trtserve_converter.config import ConvertConfig, Precision
 from trtserve_converter.errors import InvalidArguments
@@ -456,3 +457,29 @@ def test_http_identity_needs_a_strong_etag(etag_server: str) -> None:
     assert metadata_identity(f"{etag_server}/weak.tar.gz") is None  # hashed instead
     assert metadata_identity(f"{etag_server}/none.tar.gz") is None
     assert metadata_identity("/local/dir") is None
+
+
+class _NoConditionalFs:
+    """An fsspec-like store that ignores nothing but cannot create exclusively (501)."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def cat_file(self, path: str) -> bytes:
+        if path not in self.files:
+            raise FileNotFoundError(path)
+        return self.files[path]
+
+    def pipe_file(self, path: str, data: bytes, mode: str = "overwrite") -> None:
+        if mode == "create":
+            raise OSError(errno.ENOSYS, "NotImplemented: If-None-Match")
+        self.files[path] = data
+
+
+def test_a_store_without_exclusive_create_converts_without_a_lock(tmp_path: Path) -> None:
+    store = CacheStore(_NoConditionalFs(), "bucket/c", "s3://bucket/c")
+    run = ModelCache(config(cache_uri="s3://bucket/c"), store, None)
+    run.set_key({"format": 1})
+    assert run.wait_or_claim(set()) is None
+    assert run.lock is None
+    assert "concurrent misses each convert" in (run.warning or "")

@@ -304,3 +304,17 @@ def metadata_identity(uri: str, source_version: int | None = None) -> dict[str, 
     if identity is None:
         LOG.info("cache: the listing of %s has no version tags: its content is hashed", uri)
     return identity  # type: ignore[no-any-return]
+
+
+def calibration_identity(uri: str, work_dir: Path, max_bytes: int) -> dict[str, Any]:
+    """The calibration data's identity: metadata when it tells, else the file's sha256
+    (downloaded once more for that; calibration files are small)."""
+    from trtserve_converter.fetch import fetch_file
+
+    local = local_path(uri)
+    if local is not None:
+        return file_identity(local)
+    identity = metadata_identity(uri)
+    if identity is None:
+        identity = file_identity(fetch_file(uri, work_dir / "cache-identity", max_bytes))
+    return identity

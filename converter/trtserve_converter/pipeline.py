@@ -317,22 +317,14 @@ def _from_cache(
 def _calibration_identity(
     state: RunState, cache: ModelCache, work_dir: Path
 ) -> dict[str, Any] | None:
-    """The calibration data's identity (metadata, else its sha256); None: unknown."""
-    from trtserve_converter.cache_key import file_identity, metadata_identity
-    from trtserve_converter.fetch import fetch_file, local_path
+    """The calibration data's identity; None: unknown (the cache is not used)."""
+    from trtserve_converter.cache_key import calibration_identity
 
     uri = state.config.calibration_source
     if not uri:
         return None
     try:
-        local = local_path(uri)
-        if local is not None:
-            return file_identity(local)
-        identity = metadata_identity(uri)
-        if identity is None:
-            path = fetch_file(uri, work_dir / "cache-identity", state.config.max_source_bytes)
-            identity = file_identity(path)
-        return identity
+        return calibration_identity(uri, work_dir, state.config.max_source_bytes)
     except Exception as error:  # the calibration step reports the real problem
         cache.warn(f"the calibration data's identity is unknown ({error}): cache not used")
         return None

@@ -677,3 +677,26 @@ def test_an_s3_archive_source_is_keyed_by_its_etag(
     store.client.put_object(Bucket=bucket, Key="clf.tar.gz", Body=classifier_tarball.read_bytes())
     same_bytes = convert(*args, "--model-version", "1")  # same content: same ETag
     assert same_bytes.cache["result"] == "Hit"
+
+
+def test_changed_calibration_data_is_a_miss(
+    fake_trt: type[FakeConverter], source_for: Any, convert: Converter, tmp_path: Path
+) -> None:
+    store = Store("local", str(tmp_path / "cache"), root=tmp_path / "cache")
+    data = np.random.default_rng(0).standard_normal((8, 8, 8, 3)).astype(np.float32)
+    np.savez(tmp_path / "cal.npz", images=data)
+    args = [
+        *["--source", source_for(store), "--model-name", "clf", "--precision", "INT8"],
+        *["--calibration-source", str(tmp_path / "cal.npz"), "--calibration-batch-size", "4"],
+        *cache_args(store),
+    ]
+    first = convert(*args)
+    assert (first.code, first.cache["result"]) == (0, "Miss"), first.report
+    (manifest,) = store.manifests().values()
+    assert manifest["keyInputs"]["calibration"]["kind"] == "file"
+    assert convert(*args).cache["result"] == "Hit"
+    np.savez(tmp_path / "cal.npz", images=data + 1)
+    changed = convert(*args)
+    assert changed.cache["result"] == "Miss"
+    assert changed.cache["key"] != first.cache["key"]
+    assert len(fake_trt.instances) == 2

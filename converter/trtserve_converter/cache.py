@@ -321,6 +321,7 @@ class ModelCache:
         self.warning = problem
         self.lock: HeldLock | None = None
         self.replace_manifest = False
+        self.abandoned = False
         self.heartbeat_seconds = HEARTBEAT_SECONDS
         self.stale_seconds = STALE_SECONDS
         self.poll_seconds = POLL_SECONDS
@@ -329,7 +330,12 @@ class ModelCache:
 
     @property
     def enabled(self) -> bool:
-        return self.store is not None
+        return self.store is not None and not self.abandoned
+
+    def abandon(self, reason: str) -> None:
+        """Not used for the rest of this run (no lookup, no publish)."""
+        self.warn(f"{reason}: cache not used")
+        self.abandoned = True
 
     # --- reporting ----------------------------------------------------------------
 
@@ -509,7 +515,7 @@ class ModelCache:
 
     def publish(self, model_dir: Path, report: Mapping[str, Any]) -> None:
         """Upload the served model, then its manifest; a failure is PublishFailed."""
-        if self.store is None or self.key is None or self.inputs is None:
+        if not self.enabled or self.store is None or self.key is None or self.inputs is None:
             return
         if not self.publish_enabled:
             LOG.info("cache: --no-cache-publish: not publishing")

@@ -269,7 +269,7 @@ def _cached_by_content(
     """A hit keyed by the sha256 of the fetched files (when metadata could not tell)."""
     from trtserve_converter.cache_key import files_identity
 
-    if cache is None or cache.key is not None or cache.inputs is not None:
+    if cache is None or not cache.enabled or cache.key is not None:
         return None
     with state.step("fetch"):
         identity = files_identity(saved_model_dir)
@@ -326,7 +326,7 @@ def _calibration_identity(
     try:
         return calibration_identity(uri, work_dir, state.config.max_source_bytes)
     except Exception as error:  # the calibration step reports the real problem
-        cache.warn(f"the calibration data's identity is unknown ({error}): cache not used")
+        cache.abandon(f"the calibration data's identity is unknown ({error})")
         return None
 
 

@@ -700,3 +700,18 @@ def test_changed_calibration_data_is_a_miss(
     assert changed.cache["result"] == "Miss"
     assert changed.cache["key"] != first.cache["key"]
     assert len(fake_trt.instances) == 2
+
+
+def test_unreadable_calibration_data_fails_as_without_a_cache(
+    fake_trt: type[FakeConverter], source_for: Any, convert: Converter, tmp_path: Path
+) -> None:
+    store = Store("local", str(tmp_path / "cache"), root=tmp_path / "cache")
+    run = convert(
+        *["--source", source_for(store), "--model-name", "clf", "--precision", "INT8"],
+        *["--calibration-source", str(tmp_path / "absent.npz")],
+        *cache_args(store),
+    )
+    assert (run.code, run.report["reason"]) == (32, "CalibrationFailed")
+    assert run.cache["result"] == "Miss"
+    assert "identity is unknown" in run.cache["warning"]
+    assert store.files() == {}

@@ -41,7 +41,11 @@ tools:
 
 # Installs the CRD into the cluster of the current kubeconfig context and runs the operator in
 # the foreground (Ctrl-C stops it). Scope it with TRTSERVE_NAMESPACES=ns1,ns2.
+# `trtserve-operator check` first: without a reachable cluster it prints one line naming the
+# kubeconfig and context (kubectl would print its openapi download advice instead).
 run: operator-setup
+	@$(OPERATOR_VENV)/bin/trtserve-operator check
+	@command -v kubectl >/dev/null || { echo "error: make run needs kubectl on PATH to install the CRD (or: kubectl apply --server-side -f crds/trtmodels.yaml elsewhere, then .venv-operator/bin/trtserve-operator run)" >&2; exit 1; }
 	kubectl apply --server-side -f crds/trtmodels.yaml
 	$(OPERATOR_VENV)/bin/trtserve-operator run
 
@@ -60,15 +64,21 @@ test: setup lint pytest
 
 # --- helpers ---------------------------------------------------------------------------------
 
-# Regenerate everything derived from the typed models: the CRD, its copy in the chart and the
-# reference tables in docs/api.md (tests fail when any of them is stale).
+# Regenerate everything derived from the typed models: the embedded core/v1 schemas (from
+# kubernetes-validate), the CRD, its copy in the chart and the reference tables in
+# docs/api.md (tests fail when any of them is stale).
 crd: $(VENV)/.installed
+	$(VENV)/bin/python -m trtserve_operator.api.corev1 > operator/trtserve_operator/api/corev1-schemas.json
 	$(VENV)/bin/python -m trtserve_operator.api.crd > crds/trtmodels.yaml
 	cp crds/trtmodels.yaml charts/trtserve/files/crds/trtmodels.yaml
 	$(VENV)/bin/python -m trtserve_operator.api.reference docs/api.md
 
-render: operator-setup
-	$(OPERATOR_VENV)/bin/trtserve-operator render -f $(or $(EXAMPLE),examples/resnet50-fp16-s3.yaml)
+# Prints YAML only, so `make render > x.yaml` is a manifest file: the setup (and make's echo
+# of its commands) goes to stderr and the render command is not echoed. RENDER_ARGS passes
+# more options, e.g. RENDER_ARGS=--no-owner.
+render:
+	@$(MAKE) --no-print-directory operator-setup >&2
+	@$(OPERATOR_VENV)/bin/trtserve-operator render -f $(or $(EXAMPLE),examples/resnet50-fp16-s3.yaml) $(RENDER_ARGS)
 
 # Needs a GPU node with Docker and the NVIDIA container toolkit (see docs/converter.md): runs
 # the converter image's TF-TRT path in FP16 and INT8 and prints both reports.

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from trtserve_converter import __version__
 from trtserve_converter.config import (
+    DEFAULT_TOLERANCES,
     GIB,
     MAX_WARMUP_RECORDS,
     ConvertConfig,
@@ -32,13 +33,17 @@ from trtserve_converter.config import (
 from trtserve_converter.errors import ConverterError, InternalError, InvalidArguments, exit_codes
 from trtserve_converter.fetch import SUPPORTED_SCHEMES, scheme_of
 from trtserve_converter.logsetup import setup_logging
-from trtserve_converter.report import Report, write_report
+from trtserve_converter.native_logs import CHILD_MARKER, child_environment, run_with_json_stderr
+from trtserve_converter.report import STDOUT, Report, write_report
 from trtserve_converter.shapes import parse_build_shape
 
 LOG = logging.getLogger("trtserve_converter")
 
 ENV_PREFIX = "TRT_CONVERT_"
-DEFAULT_REPORT_PATH = "/dev/termination-log"
+# Kubernetes creates the termination log in every container (terminationMessagePath);
+# outside a pod it does not exist, and the report goes to stdout instead of a regular
+# file created in /dev (which is what happened as root).
+TERMINATION_LOG = "/dev/termination-log"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
@@ -156,6 +161,10 @@ def _choice(choices: Sequence[str]) -> Callable[[str], str]:
     return convert
 
 
+def _tolerance_help(kind: str) -> str:
+    return ", ".join(f"{p.value} {getattr(t, kind):g}" for p, t in DEFAULT_TOLERANCES.items())
+
+
 def _epilog() -> str:
     codes = exit_codes()
     lines = ["exit codes:"]
@@ -225,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-version",
         metavar="N",
         type=_non_negative_int,
-        help="version directory written (default: --source-version or 1)",
+        help="version directory written and served (default: --source-version, else the "
+        "number of the source's version directory, else 1)",
     )
     out.add_argument(
         "--warmup-records",
@@ -341,21 +351,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--accuracy-rtol",
         metavar="X",
         type=_non_negative_float,
-        default=0.01,
-        help="relative tolerance (default: 0.01)",
+        help=f"relative tolerance per output value (default: {_tolerance_help('rtol')})",
     )
     acc.add_argument(
         "--accuracy-atol",
         metavar="X",
         type=_non_negative_float,
-        default=0.001,
-        help="absolute tolerance (default: 0.001)",
+        help=f"absolute tolerance per output value (default: {_tolerance_help('atol')})",
     )
     acc.add_argument(
         "--accuracy-min-top1",
         metavar="X",
         type=_fraction,
-        help="minimum top-1 agreement (0..1) for rank-2 outputs (default: none)",
+        help="minimum top-1 agreement (0..1) of classifier outputs (rank 2, more than one "
+        "column); when given it replaces rtol/atol for them (default: none)",
     )
     run = parser.add_argument_group("run")
     run.add_argument(
@@ -368,8 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--report-path",
         metavar="PATH",
-        default=DEFAULT_REPORT_PATH,
-        help=f"where the JSON report is written (default: {DEFAULT_REPORT_PATH})",
+        help=f"where the JSON report is written, '{STDOUT}' for stdout (default: "
+        f"{TERMINATION_LOG} where it exists, i.e. in a pod; else stdout)",
     )
     run.add_argument(
         "--log-level",
@@ -522,7 +531,7 @@ def config_from_args(args: argparse.Namespace) -> ConvertConfig:
         )
     model_version = args.model_version
     if model_version is None:
-        model_version = args.source_version if args.source_version is not None else 1
+        model_version = args.source_version  # None: decided once the source is inspected
     try:
         return ConvertConfig(
             source=args.source,
@@ -550,7 +559,7 @@ def config_from_args(args: argparse.Namespace) -> ConvertConfig:
             warmup_records=args.warmup_records,
             timeout_seconds=args.timeout_seconds,
             max_source_bytes=args.max_source_bytes,
-            report_path=args.report_path,
+            report_path=args.report_path or default_report_path(),
             log_level=args.log_level,
             log_format=args.log_format,
             **_cache_config(args),
@@ -561,6 +570,11 @@ def config_from_args(args: argparse.Namespace) -> ConvertConfig:
         raise InvalidArguments(f"{field}: {first['msg']}") from None
 
 
+def default_report_path() -> str:
+    """The termination log in a pod (where the kubelet created it), else stdout."""
+    return TERMINATION_LOG if os.path.exists(TERMINATION_LOG) else STDOUT
+
+
 def _fallback_report_path(argv: Sequence[str], environ: Mapping[str, str]) -> str:
     """Where to report when the arguments themselves are invalid."""
     for index, arg in enumerate(argv):
@@ -568,7 +582,7 @@ def _fallback_report_path(argv: Sequence[str], environ: Mapping[str, str]) -> st
             return arg.split("=", 1)[1]
         if arg == "--report-path" and index + 1 < len(argv):
             return argv[index + 1]
-    return environ.get(env_name("--report-path"), DEFAULT_REPORT_PATH)
+    return environ.get(env_name("--report-path")) or default_report_path()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -580,12 +594,35 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done:  # --help / --version
         return done.code if isinstance(done.code, int) else 0
     except ConverterError as error:
-        setup_logging(environ.get(env_name("--log-level"), "INFO"), "text")
+        setup_logging(
+            environ.get(env_name("--log-level"), "INFO"), _fallback_log_format(args, environ)
+        )
         LOG.error("%s: %s", error.reason, error.message)
         write_report(Report.failed(error), _fallback_report_path(args, environ))
         return error.exit_code
+    if config.log_format == "json" and not environ.get(CHILD_MARKER):
+        # TensorFlow's C++ logging writes to fd 2 past Python's logging: run the
+        # conversion as a child whose stderr is turned into JSON here (native_logs.py).
+        return run_with_json_stderr(
+            [sys.executable, "-m", "trtserve_converter", *args],
+            env=child_environment(),
+            report_path=config.report_path,
+        )
     setup_logging(config.log_level, config.log_format)
     return run_and_report(config)
+
+
+def _fallback_log_format(argv: Sequence[str], environ: Mapping[str, str]) -> str:
+    """The log format asked for, when the arguments as a whole are invalid."""
+    for index, arg in enumerate(argv):
+        value = None
+        if arg.startswith("--log-format="):
+            value = arg.split("=", 1)[1]
+        elif arg == "--log-format" and index + 1 < len(argv):
+            value = argv[index + 1]
+        if value is not None:
+            return "json" if value.strip().lower() == "json" else "text"
+    return "json" if environ.get(env_name("--log-format"), "").lower() == "json" else "text"
 
 
 def run_and_report(config: ConvertConfig) -> int:
@@ -598,5 +635,13 @@ def run_and_report(config: ConvertConfig) -> int:
         LOG.exception("internal error")
         report = Report.failed(InternalError(f"{type(error).__name__}: {error}"))
     text = write_report(report, config.report_path)
-    LOG.info("report: %s", text)
+    if config.report_path == STDOUT:
+        where = "stdout"
+    else:
+        where = config.report_path
+        LOG.info("report: %s", text)
+    if report.exit_code == 0:
+        LOG.info("succeeded: %s (report on %s)", report.message, where)
+    else:
+        LOG.info("failed: %s, exit code %d (report on %s)", report.reason, report.exit_code, where)
     return report.exit_code

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 GIB = 1 << 30
 # TF Serving rejects a warmup file with more records (WarmupConsts::kMaxNumRecords).
@@ -41,6 +42,25 @@ class ProfileStrategy(StrEnum):
 BuildShape = dict[str, tuple[int, ...]]
 
 
+class Tolerances(NamedTuple):
+    """Element tolerances of the accuracy gate: |converted - original| <= atol + rtol*|original|."""
+
+    rtol: float
+    atol: float
+
+
+# Defaults of --accuracy-rtol/--accuracy-atol per precision; where the numbers come from is
+# in docs/api.md ("Accuracy gate"): TF-TRT's own tests (tf_trt_integration_test_base.py,
+# model_tests/run_models.py) and TensorFlow's TF32 documentation. A test holds that table
+# and this one equal.
+DEFAULT_TOLERANCES: dict[Precision, Tolerances] = {
+    Precision.FP32: Tolerances(rtol=1e-3, atol=1e-3),
+    Precision.FP16: Tolerances(rtol=0.05, atol=0.05),
+    Precision.INT8: Tolerances(rtol=0.1, atol=0.5),
+    Precision.NATIVE: Tolerances(rtol=1e-5, atol=1e-5),
+}
+
+
 class ConvertConfig(BaseModel):
     """Everything one converter run needs; field names follow the flags."""
 
@@ -50,7 +70,8 @@ class ConvertConfig(BaseModel):
     source_version: int | None = Field(default=None, ge=0)
     output_base: str = "/models"
     model_name: str = Field(pattern=MODEL_NAME_PATTERN.pattern)
-    model_version: int = Field(default=1, ge=0)
+    # None: the version the source gives the model (its numbered directory), else 1.
+    model_version: int | None = Field(default=None, ge=0)
     signature_key: str = "serving_default"
     precision: Precision = Precision.FP16
     max_workspace_bytes: int = Field(default=GIB, gt=0)
@@ -65,13 +86,14 @@ class ConvertConfig(BaseModel):
     synthetic_calibration: bool = False
     accuracy_check: bool = True
     accuracy_samples: int = Field(default=32, ge=1)
-    accuracy_rtol: float = Field(default=0.01, ge=0)
-    accuracy_atol: float = Field(default=0.001, ge=0)
+    # Missing or None: the precision's DEFAULT_TOLERANCES (filled in before validation).
+    accuracy_rtol: float = Field(ge=0)
+    accuracy_atol: float = Field(ge=0)
     accuracy_min_top1: float | None = Field(default=None, ge=0, le=1)
     warmup_records: int = Field(default=1, ge=0, le=MAX_WARMUP_RECORDS)
     timeout_seconds: float = Field(default=3600, gt=0)
     max_source_bytes: int = Field(default=20 * GIB, gt=0)
-    report_path: str = "/dev/termination-log"
+    report_path: str = "-"  # the CLI passes /dev/termination-log where it exists
     log_level: str = "INFO"
     log_format: str = "text"
     seed: int = 0
@@ -81,3 +103,15 @@ class ConvertConfig(BaseModel):
     cache_publish: bool = True
     cache_namespace: str = Field(default="default", pattern=CACHE_NAMESPACE_PATTERN.pattern)
     cache_signing_key_file: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tolerances(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        defaults = DEFAULT_TOLERANCES[Precision(data.get("precision", Precision.FP16))]
+        filled = dict(data)
+        for name, value in (("accuracy_rtol", defaults.rtol), ("accuracy_atol", defaults.atol)):
+            if filled.get(name) is None:
+                filled[name] = value
+        return filled

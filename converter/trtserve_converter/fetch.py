@@ -1,9 +1,13 @@
 """Step 1: fetch the source (a SavedModel directory or an archive) to local disk.
 
-fsspec does the transport: s3:// (s3fs), gs:// (gcsfs), http(s)://, file:// and local
-paths. Credentials come from the environment (docs/contract.md). Downloads are bounded:
-per-request timeouts, a few retries with backoff for transient errors, and a size cap
-checked before and during the copy.
+fsspec does the transport: s3:// (s3fs), gs:// (gcsfs, see gcs.py), http(s)://, file://
+and local paths. Credentials come from the environment (docs/contract.md). Downloads are
+bounded: per-request timeouts, a few retries with backoff for transient errors, and a size
+cap checked before and during the copy.
+
+`with_retries` is the only retry loop: botocore's and s3fs's own retries are switched off
+and gcsfs requests are made once each (gcs.py), so the time bounds in docs/converter.md
+hold: a transient error costs FETCH_ATTEMPTS requests, not a product of three loops.
 """
 
 # TensorFlow and the transports are imported lazily: --help, argument errors and a
@@ -35,8 +39,8 @@ from trtserve_converter.errors import (
 LOG = logging.getLogger(__name__)
 
 CHUNK_BYTES = 8 << 20
-CONNECT_TIMEOUT_SECONDS = 30.0
-READ_TIMEOUT_SECONDS = 300.0
+CONNECT_TIMEOUT_SECONDS = 10.0
+READ_TIMEOUT_SECONDS = 60.0  # longest wait for the next bytes, not for the whole download
 FETCH_ATTEMPTS = 3
 RETRY_BACKOFF_SECONDS = 1.0
 PROGRESS_EVERY_SECONDS = 10.0
@@ -82,7 +86,8 @@ def storage_options(scheme: str, environ: Mapping[str, str] | None = None) -> di
         options["config_kwargs"] = {
             "connect_timeout": CONNECT_TIMEOUT_SECONDS,
             "read_timeout": READ_TIMEOUT_SECONDS,
-            "retries": {"max_attempts": FETCH_ATTEMPTS},
+            # One attempt per request: with_retries is the retry loop.
+            "retries": {"mode": "standard", "total_max_attempts": 1},
         }
         options["skip_instance_cache"] = True
         return options
@@ -121,6 +126,8 @@ def translate_error(error: BaseException, uri: str) -> ConverterError:
             "(AWS_*, GOOGLE_APPLICATION_CREDENTIALS, TRT_CONVERT_HTTP_BEARER_TOKEN)"
         )
     status = getattr(error, "status", None)
+    if status is None:
+        status = getattr(error, "code", None)  # gcsfs's HttpError
     if isinstance(status, int) and status in HTTP_AUTH_STATUSES:
         return SourceAuthFailed(
             f"{uri} answered HTTP {status}: set TRT_CONVERT_HTTP_BEARER_TOKEN via the secret"
@@ -261,19 +268,36 @@ def raise_not_archive(uri: str) -> NoReturn:
     )
 
 
-def _fetch_remote(uri: str, work_dir: Path, max_bytes: int) -> Path:
+def open_filesystem(uri: str, scheme: str) -> tuple[Any, str]:
+    """The fsspec filesystem for a remote URI and the path in it, with the libraries' own
+    retries off (with_retries is the only loop) and credentials checked up front for gs://."""
     import fsspec
 
+    if scheme in {"gs", "gcs"}:
+        from trtserve_converter.gcs import gcs_filesystem
+
+        token = storage_options(scheme).get("token")
+        fs = with_retries(
+            lambda: gcs_filesystem(token, CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS), uri
+        )
+        return fs, fs._strip_protocol(uri)
+    try:
+        fs, path = fsspec.core.url_to_fs(uri, **storage_options(scheme))
+    except Exception as error:
+        raise translate_error(error, uri) from error
+    if scheme == "s3":
+        fs.retries = 1  # s3fs's own retry loop (5 attempts by default), per instance
+    return fs, path
+
+
+def _fetch_remote(uri: str, work_dir: Path, max_bytes: int) -> Path:
     scheme = scheme_of(uri)
     if scheme not in REMOTE_SCHEMES:
         raise InvalidArguments(
             f"unsupported source scheme {scheme!r} in {uri}: use s3://, gs://, http(s)://, "
             "file:// or a local path"
         )
-    try:
-        fs, path = fsspec.core.url_to_fs(uri, **storage_options(scheme))
-    except Exception as error:
-        raise translate_error(error, uri) from error
+    fs, path = open_filesystem(uri, scheme)
     budget = ByteBudget(max_bytes, uri)
     if scheme in {"http", "https"}:
         # An http(s) source is always one archive; stream it (no Range requests needed).
@@ -304,13 +328,8 @@ def fetch_file(uri: str, work_dir: Path, max_bytes: int) -> Path:
         if not local.is_file():
             raise SourceNotFound(f"no file at {uri}")
         return local
-    import fsspec
-
     scheme = scheme_of(uri)
-    try:
-        fs, path = fsspec.core.url_to_fs(uri, **storage_options(scheme))
-    except Exception as error:
-        raise translate_error(error, uri) from error
+    fs, path = open_filesystem(uri, scheme)
     target = work_dir / "files" / (PurePosixPath(urlsplit(uri).path).name or "data")
     open_kwargs = HTTP_STREAM_OPEN if scheme in {"http", "https"} else {}
     _download_file(fs, path, target, ByteBudget(max_bytes, uri), **open_kwargs)

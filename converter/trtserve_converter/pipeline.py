@@ -49,6 +49,7 @@ class RunState:
     """What is known so far; a failure report carries it too."""
 
     config: ConvertConfig
+    model_version: int | None = None  # the version written; known after `inspect`
     durations: dict[str, float] = field(default_factory=dict)
     tensorflow_version: str | None = None
     tensorrt_linked: str | None = None
@@ -86,7 +87,7 @@ class RunState:
         return {
             "precision": self.config.precision.value,
             "model_name": self.config.model_name,
-            "model_version": self.config.model_version,
+            "model_version": self.model_version,
             "durations": dict(self.durations) or None,
             "trt_engine_ops": self.trt_engine_ops,
             "native_ops": self.native_ops,
@@ -102,7 +103,7 @@ class RunState:
 
 def run(config: ConvertConfig) -> Report:
     """Run every step; return the success or failure report."""
-    state = RunState(config)
+    state = RunState(config, model_version=config.model_version)
     started = time.monotonic()
     try:
         with deadline(config.timeout_seconds):
@@ -175,11 +176,9 @@ def _run_steps(state: RunState) -> str:
 
 def _convert_in(state: RunState, work_dir: Path) -> str:
     from trtserve_converter import layout
-    from trtserve_converter.fetch import fetch_source
     from trtserve_converter.savedmodel import (
         input_specs,
         load_saved_model,
-        locate_saved_model,
         resolve_build_shapes,
         signature_function,
     )
@@ -189,9 +188,7 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
     served = _cached_by_metadata(state, cache, work_dir)
     if served is not None:
         return served
-    with state.step("fetch"):
-        fetched = fetch_source(config.source, work_dir, config.max_source_bytes)
-        saved_model_dir = locate_saved_model(fetched, config.source_version)
+    saved_model_dir, version = _fetch(state, work_dir)
     served = _cached_by_content(state, cache, work_dir, saved_model_dir)
     if served is not None:
         return served
@@ -214,8 +211,8 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
 
     output_base = Path(config.output_base)
     layout.remove_stale_staging(output_base, config.model_name)
-    staging = layout.create_staging(output_base, config.model_name, config.model_version)
-    final = layout.version_dir(output_base, config.model_name, config.model_version)
+    staging = layout.create_staging(output_base, config.model_name, version)
+    final = layout.version_dir(output_base, config.model_name, version)
     try:
         calibration = _calibration(state, work_dir, specs, build_shapes)
         if config.precision.uses_tensorrt:
@@ -228,7 +225,7 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
                 calibration=calibration,
             )
         else:
-            with state.step("save"):
+            with state.step("convert"):  # NATIVE's conversion is a byte copy
                 try:
                     copied = layout.copy_tree(saved_model_dir, staging)
                 except OSError as error:
@@ -237,9 +234,9 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
             state.trt_engine_ops = 0
             state.engines_built = 0
         samples = _sample_inputs(state, specs, calibration, build_shapes)
-        _write_warmup(state, staging, samples)
         _accuracy_gate(state, original, staging, samples)
-        with state.step("save"):
+        with state.step("save"):  # one step: warmup records, then the atomic rename
+            _write_warmup(state, staging, samples)
             layout.publish(staging, final)
     except BaseException:
         layout.discard(staging)
@@ -337,8 +334,15 @@ def _install_from_cache(state: RunState, cache: ModelCache, manifest: Manifest) 
     config = state.config
     output_base = Path(config.output_base)
     layout.remove_stale_staging(output_base, config.model_name)
-    staging = layout.create_staging(output_base, config.model_name, config.model_version)
-    final = layout.version_dir(output_base, config.model_name, config.model_version)
+    version = state.model_version
+    if version is None:  # a hit keyed by metadata: the version the publisher served
+        stored_version = manifest.report.get("modelVersion")
+        version = served_version(
+            config.model_version, stored_version if isinstance(stored_version, int) else None
+        )
+        state.model_version = version
+    staging = layout.create_staging(output_base, config.model_name, version)
+    final = layout.version_dir(output_base, config.model_name, version)
     try:
         cache.download(manifest, staging)
         with cache.timed("verify"):
@@ -369,12 +373,37 @@ def _install_from_cache(state: RunState, cache: ModelCache, manifest: Manifest) 
         except ValueError:
             LOG.debug("cache: unreadable accuracy in the stored report", exc_info=True)
     text = (
-        f"served {config.model_name} ({config.precision.value}) from the cache: entry "
+        f"took {config.model_name} ({config.precision.value}) from the cache: entry "
         f"{manifest.entry[:8]} of key {manifest.key[:12]}"
     )
     if config.precision.uses_tensorrt:
         text += f" ({state.trt_engine_ops} TRTEngineOps, {state.engines_built} engines)"
-    return f"{text}, {checked}, written to {final}"
+    return f"{text}, {checked}; served as version {version} from {final}"
+
+
+def _fetch(state: RunState, work_dir: Path) -> tuple[Path, int]:
+    """Download the source and find its SavedModel; the version to serve it as."""
+    from trtserve_converter.fetch import fetch_source
+    from trtserve_converter.savedmodel import locate_versioned
+
+    config = state.config
+    with state.step("fetch"):
+        fetched = fetch_source(config.source, work_dir, config.max_source_bytes)
+        located = locate_versioned(fetched, config.source_version)
+    state.model_version = served_version(config.model_version, located.version)
+    return located.path, state.model_version
+
+
+def served_version(requested: int | None, in_source: int | None) -> int:
+    """--model-version (or --source-version) if given, else the source's own version
+    number (so a client asking for version 123 of a model exported as 00000123 finds it),
+    else 1."""
+    if requested is not None:
+        return requested
+    if in_source is not None:
+        LOG.info("keeping the source's version number %d", in_source)
+        return in_source
+    return 1
 
 
 def _native_op_count(function: Any) -> int | None:
@@ -522,14 +551,13 @@ def _write_warmup(state: RunState, staging: Path, samples: list[InputBatch]) -> 
     config = state.config
     if config.warmup_records == 0 or not samples:
         return
-    with state.step("save"):
-        records = prediction_logs(
-            config.model_name, config.signature_key, samples[: config.warmup_records]
-        )
-        try:
-            path = write_warmup(staging, records)
-        except OSError as error:
-            raise OutputWriteFailed(f"writing warmup records failed ({error})") from error
+    records = prediction_logs(
+        config.model_name, config.signature_key, samples[: config.warmup_records]
+    )
+    try:
+        path = write_warmup(staging, records)
+    except OSError as error:
+        raise OutputWriteFailed(f"writing warmup records failed ({error})") from error
     LOG.info("wrote %d warmup records to %s", len(records), path.name)
 
 
@@ -565,7 +593,8 @@ def _accuracy_gate(
     if not result.passed:
         raise AccuracyGateFailed(
             f"converted model differs from the original: {'; '.join(result.problems[:3])} "
-            f"({result.summary()}): use a higher precision or loosen the tolerances"
+            f"({result.summary()}): use a higher precision, better calibration data, looser "
+            "spec.conversion.accuracy.rtol/atol, or minTop1Agreement for a classifier"
         )
 
 
@@ -578,7 +607,7 @@ def _success_message(state: RunState, final: Path) -> str:
         )
     else:
         text = f"re-saved {config.model_name} unchanged (NATIVE)"
-    text += f", written to {final}"
+    text += f"; served as version {state.model_version} from {final}"
     if state.accuracy is not None:
         text += f"; accuracy passed ({state.accuracy.summary()})"
     if state.notes:

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ from trtserve_converter.errors import SUCCEEDED_EXIT_CODE, SUCCEEDED_REASON, Con
 LOG = logging.getLogger(__name__)
 
 MAX_REPORT_BYTES = 4096
+STDOUT = "-"  # --report-path value meaning "print the report on stdout"
 REPORT_SCHEMA_VERSION = 1
 ELLIPSIS = "…"
 # The message is never cut below this many characters while optional keys remain:
@@ -210,11 +212,16 @@ def report_json(
 
 
 def write_report(report: Report, path: str | os.PathLike[str]) -> str:
-    """Write the rendered report to `path` (e.g. /dev/termination-log) and return it.
+    """Write the rendered report to `path` (e.g. /dev/termination-log; "-": stdout, one
+    line) and return it.
 
     A report that cannot be written is logged, never raised: the exit code still tells.
     """
     text = render_report(report)
+    if str(path) == STDOUT:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        return text
     try:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)

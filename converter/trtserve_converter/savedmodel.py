@@ -7,9 +7,12 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from trtserve_converter.config import BuildShape
 from trtserve_converter.errors import (
@@ -56,8 +59,23 @@ def _visible_children(directory: Path) -> list[Path]:
     )
 
 
+class LocatedModel(NamedTuple):
+    """The SavedModel directory found in the source, and its version number there.
+
+    `version` is None when the SavedModel is not in a numbered version directory.
+    """
+
+    path: Path
+    version: int | None
+
+
 def locate_saved_model(root: Path, source_version: int | None) -> Path:
-    """The SavedModel directory inside `root`.
+    """The SavedModel directory inside `root` (see locate_versioned)."""
+    return locate_versioned(root, source_version).path
+
+
+def locate_versioned(root: Path, source_version: int | None) -> LocatedModel:
+    """The SavedModel directory inside `root` and the version the source gives it.
 
     Accepts the SavedModel itself, a TF Serving model base with numbered version
     directories (the highest, or `source_version`), or either wrapped in single
@@ -68,7 +86,7 @@ def locate_saved_model(root: Path, source_version: int | None) -> Path:
         if _has_saved_model(directory):
             if source_version is not None and directory == root:
                 LOG.warning("the source is a single SavedModel: --source-version ignored")
-            return directory
+            return LocatedModel(directory, None)
         children = _visible_children(directory)
         versions = {
             int(child.name): child
@@ -79,13 +97,13 @@ def locate_saved_model(root: Path, source_version: int | None) -> Path:
             if source_version is None:
                 chosen = max(versions)
                 LOG.info("taking version %d of %s", chosen, sorted(versions))
-                return versions[chosen]
+                return LocatedModel(versions[chosen], chosen)
             if source_version not in versions:
                 raise SourceNotFound(
                     f"version {source_version} is not in the source; it has versions "
                     f"{sorted(versions)}: fix --source-version"
                 )
-            return versions[source_version]
+            return LocatedModel(versions[source_version], source_version)
         if len(children) != 1:
             break
         directory = children[0]
@@ -96,12 +114,56 @@ def locate_saved_model(root: Path, source_version: int | None) -> Path:
     )
 
 
+REFERENCE_VARIABLE = re.compile(
+    r"Unable to create a python object for variable <tf\.Variable '([^']+)'.*reference variable"
+)
+
+
+class _ReferenceVariables(logging.Filter):
+    """Holds back TF's warning per TF1 reference variable and signature, keeps the names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+        self.warnings = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = REFERENCE_VARIABLE.search(record.getMessage())
+        if match is None:
+            return True
+        self.names.add(match.group(1).removesuffix(":0"))
+        self.warnings += 1
+        return False
+
+
+@contextmanager
+def _summarized_reference_variable_warnings() -> Iterator[None]:
+    """TF warns once per reference variable *and signature* when loading a TF1 model
+    (20 lines for half_plus_two); for serving they are harmless: log one line instead."""
+    tf_logger = logging.getLogger("tensorflow")
+    notes = _ReferenceVariables()
+    tf_logger.addFilter(notes)
+    try:
+        yield
+    finally:
+        tf_logger.removeFilter(notes)
+        if notes.names:
+            LOG.info(
+                "TF1 SavedModel with %d reference variables (%s): loaded read-only, which is "
+                "all inference needs (%d TensorFlow warnings about them summarized here)",
+                len(notes.names),
+                ", ".join(sorted(notes.names)),
+                notes.warnings,
+            )
+
+
 def load_saved_model(directory: Path) -> Any:
     """tf.saved_model.load, with failures mapped to NotASavedModel."""
     import tensorflow as tf
 
     try:
-        return tf.saved_model.load(str(directory))
+        with _summarized_reference_variable_warnings():
+            return tf.saved_model.load(str(directory))
     except Exception as error:
         raise NotASavedModel(
             f"the SavedModel at {directory.name} does not load "

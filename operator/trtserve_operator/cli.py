@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,7 +28,7 @@ from trtserve_operator.api.v1alpha1 import API_VERSION, KIND
 from trtserve_operator.api.validation import describe_validation_error
 from trtserve_operator.handlers.lifecycle import configure_kopf
 from trtserve_operator.handlers.retries import Retries
-from trtserve_operator.kube.client import Kube
+from trtserve_operator.kube.client import Kube, check_reachable
 from trtserve_operator.kube.errors import ConfigurationError
 from trtserve_operator.memory import trim_periodically
 from trtserve_operator.services.builders import build_children
@@ -74,6 +76,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await server.cleanup()
     reconciler = memo.get("reconciler")
     if isinstance(reconciler, Reconciler):
+        await reconciler.close()
         await reconciler.kube.close()
 
 
@@ -115,25 +118,71 @@ def build_parser() -> argparse.ArgumentParser:
         "render", help="print the manifests the operator would create (no cluster needed)"
     )
     render.add_argument(
-        "-f", "--filename", required=True, type=Path, help="YAML file with TRTModel(s)"
+        "-f", "--filename", required=True, help="YAML file with TRTModel(s); - reads stdin"
     )
     render.add_argument(
         "--namespace", default="default", help="namespace for objects that set none"
     )
+    render.add_argument(
+        "--no-owner",
+        dest="owner",
+        action="store_false",
+        help=(
+            "leave out the ownerReferences (their uid exists only in a cluster), to apply "
+            "the output yourself, e.g. from GitOps"
+        ),
+    )
 
     commands.add_parser("crd", help="print the TRTModel CustomResourceDefinition")
+    commands.add_parser(
+        "check",
+        help="check that the Kubernetes configuration works and its API server answers",
+    )
     return parser
+
+
+TEXT_LOG_FORMAT = "[%(asctime)s] %(name)s [%(levelname)-8.8s] %(message)s"
+"""kopf's ``FULL`` format with the whole logger name: kopf pads and cuts it to 20
+characters, which leaves ``trtserve_operator.ha`` of ``trtserve_operator.handlers...``."""
 
 
 def configure_logging(settings: Settings) -> None:
     kopf.configure(
         debug=settings.log_level == "DEBUG",
         verbose=settings.log_level in ("DEBUG", "INFO"),
-        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
+        # kopf annotates LogFormat but takes a format string too (make_formatter: case str()).
+        log_format=(
+            kopf.LogFormat.JSON if settings.log_format == "json" else TEXT_LOG_FORMAT  # type: ignore[arg-type]
+        ),
     )
     logging.getLogger().setLevel(settings.log_level)
     # The HTTP client logs every request at INFO: keep it for DEBUG only.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+
+def check(out: TextIO, err: TextIO) -> int:
+    """``trtserve-operator check``: is there a configuration and does its API server answer?"""
+    try:
+        print(check_reachable(Kube.load_config()), file=out)
+    except ConfigurationError as error:
+        print(f"error: {error}", file=err)
+        return 2
+    return 0
+
+
+def _health_port_free(port: int) -> str | None:
+    """Why kopf could not serve ``/healthz`` on ``port``, or None (kopf would fail later,
+    with a traceback, after connecting)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError as error:
+            return (
+                f"the health port {port} is not free ({error.strerror}): set "
+                "TRTSERVE_HEALTH_PORT to a free port"
+            )
+    return None
 
 
 def run_operator(args: argparse.Namespace, settings: Settings) -> int:
@@ -141,9 +190,13 @@ def run_operator(args: argparse.Namespace, settings: Settings) -> int:
         () if args.all_namespaces else (args.namespace or settings.namespaces)
     )
     try:
-        Kube.load_config()
+        check_reachable(Kube.load_config())
     except ConfigurationError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    busy = _health_port_free(settings.health_port)
+    if busy:
+        print(f"error: {busy}", file=sys.stderr)
         return 2
     configure_logging(settings)
     kopf.run(
@@ -155,40 +208,106 @@ def run_operator(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def render(path: Path, namespace: str, settings: Settings, out: TextIO, err: TextIO) -> int:
-    """Print the children of every TRTModel in ``path``; 1 when one is invalid or refused."""
+def _read_documents(source: str | Path, stdin: TextIO) -> list[Any]:
+    """The YAML documents of a file, or of stdin for ``-``; :class:`RenderError` if neither
+    can be read or parsed."""
+    name = "<stdin>" if str(source) == "-" else str(source)
+    try:
+        text = stdin.read() if str(source) == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        detail = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise RenderError(f"cannot read {name}: {detail}") from error
+    try:
+        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise RenderError(f"{name}: invalid YAML{where}: {problem}") from error
+
+
+class RenderError(Exception):
+    """A problem with ``render``'s input, reported in one line."""
+
+
+def _is_trtmodel(document: Any) -> bool:
+    return (
+        isinstance(document, dict)
+        and document.get("kind") == KIND
+        and document.get("apiVersion") == API_VERSION
+    )
+
+
+def render(
+    source: str | Path,
+    namespace: str,
+    settings: Settings,
+    out: TextIO,
+    err: TextIO,
+    *,
+    stdin: TextIO | None = None,
+    owner: bool = True,
+) -> int:
+    """Print the children of every TRTModel in ``source`` (a path, or ``-`` for stdin).
+
+    All or nothing: when a TRTModel is invalid or refused (e.g. an unsupported serving
+    image, for which the operator creates no Deployment), or there is no TRTModel at all,
+    the problems go to ``err`` one line each, nothing is printed to ``out`` and 1 is
+    returned, so ``render | kubectl apply -f -`` never applies half a file. ``owner=False``
+    leaves out the ownerReferences (their uid only exists in a cluster), for manifests a
+    user applies himself.
+    """
+    try:
+        documents = _read_documents(source, stdin or sys.stdin)
+    except RenderError as error:
+        print(f"error: {error}", file=err)
+        return 1
+    models = [doc for doc in documents if _is_trtmodel(doc)]
+    if not models:
+        name = "<stdin>" if str(source) == "-" else str(source)
+        print(
+            f"error: no TRTModel in {name} (want apiVersion: {API_VERSION}, kind: {KIND})",
+            file=err,
+        )
+        return 1
     manifests: list[dict[str, Any]] = []
     status = 0
-    with path.open(encoding="utf-8") as stream:
-        documents = [doc for doc in yaml.safe_load_all(stream) if doc]
-    for document in documents:
-        if document.get("kind") != KIND or document.get("apiVersion") != API_VERSION:
+    for document in models:
+        metadata = document.setdefault("metadata", {})
+        if not isinstance(metadata, dict):
+            print("error: TRTModel ?: metadata must be a mapping", file=err)
+            status = 1
             continue
-        document.setdefault("metadata", {}).setdefault("namespace", namespace)
-        name = document["metadata"].get("name", "?")
+        metadata.setdefault("namespace", namespace)
+        name = metadata.get("name", "?")
         try:
             target = target_from_body(document)
         except (ValidationError, KeyError) as error:
             detail = (
                 describe_validation_error(error, root="spec")
                 if isinstance(error, ValidationError)
-                else f"missing {error}"
+                else f"missing metadata.{error.args[0]}"
             )
             print(f"error: TRTModel {name}: {detail}", file=err)
             status = 1
             continue
-        children = build_children(target, settings)
         blocker = blocker_for(target, settings)
         if blocker is not None:
-            print(f"error: TRTModel {name}: {blocker.reason}: {blocker.message}", file=err)
-            print("       (the operator keeps the Deployment as it is)", file=err)
+            print(
+                f"error: TRTModel {name}: {blocker.reason}: {blocker.message} "
+                "(the operator creates no Deployment for it)",
+                file=err,
+            )
             status = 1
-        manifests += children.all()
-    if not documents:
-        print(f"error: no TRTModel in {path}", file=err)
-        return 1
+            continue
+        manifests += build_children(target, settings).all()
+    if status:
+        return status
+    if not owner:
+        for manifest in manifests:
+            manifest["metadata"].pop("ownerReferences", None)
     yaml.safe_dump_all(manifests, out, sort_keys=False)
-    return status
+    return 0
 
 
 def print_crd(out: TextIO) -> int:
@@ -201,9 +320,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     if args.command == "run":
         return run_operator(args, settings)
+    if args.command == "check":
+        return check(sys.stdout, sys.stderr)
     if args.command == "render":
-        return render(args.filename, args.namespace, settings, sys.stdout, sys.stderr)
-    return print_crd(sys.stdout)
+        return _to_stdout(
+            lambda: render(
+                args.filename, args.namespace, settings, sys.stdout, sys.stderr, owner=args.owner
+            )
+        )
+    return _to_stdout(lambda: print_crd(sys.stdout))
+
+
+def _to_stdout(command: Callable[[], int]) -> int:
+    """Run a command that prints to stdout; a reader that went away (``| head``) ends it
+    quietly with 141 (128 + SIGPIPE, what a shell reports for ``yes | head``)."""
+    try:
+        code = command()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would report the failed flush of stdout again at exit: point it at devnull.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    return code
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from trtserve_operator.api import rules
 from trtserve_operator.api.v1alpha1 import DEFAULT_SERVING_IMAGE
 
 DEFAULT_CONVERTER_IMAGE = "trtserve/converter:0.1.0"
+DEFAULT_HEALTH_PORT = 19080
 
 
 class Settings(BaseSettings):
@@ -38,11 +39,39 @@ class Settings(BaseSettings):
     ] = ()
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    health_port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    health_port: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=65535,
+            description=(
+                "Port of kopf's /healthz; uncommon on purpose (8080 collides with local "
+                "servers when the operator runs on a laptop) and below the ephemeral range."
+            ),
+        ),
+    ] = DEFAULT_HEALTH_PORT
     metrics_port: Annotated[int, Field(ge=0, le=65535, description="0 disables metrics.")] = 0
     max_concurrent_reconciles: Annotated[
         int, Field(ge=1, le=1024, description="TRTModels converged at the same time.")
     ] = 16
+    max_concurrent_writes: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=256,
+            description="Write requests in flight at once (no rate limit: the API server "
+            "sets the pace).",
+        ),
+    ] = 8
+    status_interval: Annotated[
+        float,
+        Field(
+            ge=0.0,
+            le=60.0,
+            description="Seconds a TRTModel's status update waits so that the changes of its "
+            "Deployment and pods coalesce into one write (at most one per interval).",
+        ),
+    ] = 1.0
     cache_uri: Annotated[
         str | None,
         Field(

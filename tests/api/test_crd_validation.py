@@ -37,9 +37,11 @@ def test_unknown_fields_fail_the_request_before_validation() -> None:
     ]
 
 
-def test_unknown_fields_inside_free_form_core_types_are_kept() -> None:
+def test_unknown_fields_inside_embedded_core_types_are_rejected() -> None:
     manifest = with_spec(serving={"affinity": {"anything": {"goes": [1]}}})
-    assert validate_against_crd(manifest) == []
+    assert validate_against_crd(manifest) == [
+        'spec.serving.affinity.anything: unknown field "anything"'
+    ]
 
 
 def test_unknown_top_level_field() -> None:

@@ -58,3 +58,15 @@ def test_every_rule_message_is_documented() -> None:
     for rule in vars(rules).values():
         if isinstance(rule, rules.Rule):
             assert rule.message.replace("|", "\\|") in text, rule.message
+
+
+def test_readme_says_where_the_cli_comes_from_before_using_it() -> None:
+    """`trtserve-operator` is not on PATH after `make run`: it lives in .venv-operator/bin."""
+    readme = (REPO / "README.md").read_text()
+    lines = readme.splitlines()
+    first_command = next(
+        index for index, line in enumerate(lines) if line.startswith("trtserve-operator ")
+    )
+    before = "\n".join(lines[:first_command])
+    after_block = "\n".join(lines[first_command : first_command + 8])
+    assert ".venv-operator/bin" in before + after_block

@@ -89,3 +89,67 @@ def test_half_plus_two_declares_the_real_signature_inputs() -> None:
     spec = TRTModel.model_validate(model).spec
     assert {i.name: i.shape for i in spec.conversion.inputs or []} == real
     assert spec.source.version == int(version_dir.name)
+
+
+def _claim_of(uri: str) -> tuple[str, str]:
+    claim, _, path = uri.removeprefix("pvc://").partition("/")
+    return claim, path
+
+
+def test_every_pvc_example_shows_how_the_model_gets_onto_the_claim() -> None:
+    """A claim an example creates is empty: the file also holds a Job that mounts it
+    writable and writes the path the TRTModel reads."""
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        documents = load_documents(path)
+        for model in [doc for doc in documents if is_trtmodel(doc)]:
+            uri = model["spec"]["source"]["uri"]
+            if not uri.startswith("pvc://"):
+                continue
+            claim, in_volume = _claim_of(uri)
+            claims = [
+                doc
+                for doc in documents
+                if doc["kind"] == "PersistentVolumeClaim" and doc["metadata"]["name"] == claim
+            ]
+            if not claims:
+                continue  # a claim the user brings (half-plus-two.yaml says how to fill it)
+            [pvc] = claims
+            assert set(pvc["spec"]["accessModes"]) & {"ReadWriteOnce", "ReadWriteMany"}, path
+            writers = [
+                doc
+                for doc in documents
+                if doc["kind"] == "Job" and _writes(doc["spec"]["template"]["spec"], claim)
+            ]
+            assert writers, f"{path.name}: nothing writes to claim {claim}"
+            [job] = writers
+            script = " ".join(
+                " ".join(container.get("command", []) + container.get("args", []))
+                for container in job["spec"]["template"]["spec"]["containers"]
+            )
+            mount = _mount_path(job["spec"]["template"]["spec"], claim)
+            assert f"{mount}/{in_volume}" in script, script
+
+
+def _volume_name(pod: dict[str, Any], claim: str) -> str | None:
+    for volume in pod.get("volumes", []):
+        source = volume.get("persistentVolumeClaim") or {}
+        if source.get("claimName") == claim and not source.get("readOnly"):
+            return str(volume["name"])
+    return None
+
+
+def _mount_path(pod: dict[str, Any], claim: str) -> str:
+    name = _volume_name(pod, claim)
+    for container in pod["containers"]:
+        for mount in container.get("volumeMounts", []):
+            if mount["name"] == name and not mount.get("readOnly"):
+                return str(mount["mountPath"]).rstrip("/")
+    raise AssertionError(f"claim {claim} is not mounted writable")
+
+
+def _writes(pod: dict[str, Any], claim: str) -> bool:
+    try:
+        _mount_path(pod, claim)
+    except AssertionError:
+        return False
+    return True

@@ -13,6 +13,7 @@ from trtserve_operator.api.v1alpha1 import (
     TRTModelSpec,
     TRTModelStatus,
 )
+from trtserve_operator.api.validation import describe_validation_error
 
 from .crd_validation import RULES_NOT_CHECKED, validate_against_crd
 from .manifests import EXAMPLES, is_trtmodel, load_documents, minimal, with_spec
@@ -112,18 +113,49 @@ def test_fractional_numbers_are_not_quantities_for_either() -> None:
         TRTModel.model_validate(manifest)
 
 
-def test_free_form_core_types_keep_their_fields() -> None:
+def test_core_types_keep_their_fields_as_given() -> None:
     toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     affinity: dict[str, Any] = {
-        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "gpu", "operator": "In", "values": ["a100"]}]}
+                ]
+            }
+        }
     }
-    env = {"name": "TF_CPP_MIN_LOG_LEVEL", "valueFrom": {"configMapKeyRef": {"name": "c"}}}
-    manifest = with_spec(serving={"tolerations": [toleration], "affinity": affinity, "env": [env]})
+    env = {
+        "name": "TF_CPP_MIN_LOG_LEVEL",
+        "valueFrom": {"configMapKeyRef": {"name": "c", "key": "level"}},
+    }
+    cpus = {
+        "name": "CPUS",
+        "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": 1}},
+    }
+    manifest = with_spec(
+        serving={"tolerations": [toleration], "affinity": affinity, "env": [env, cpus]}
+    )
     assert validate_against_crd(manifest) == []
     serving = TRTModel.model_validate(manifest).spec.serving
     assert serving.tolerations == [toleration]
+    assert list(serving.tolerations[0]) == ["key", "operator", "effect"]  # the manifest's order
     assert serving.affinity == affinity
-    assert serving.env == [env]
+    assert serving.env == [env, cpus]
+
+
+def test_core_types_drop_nulls_like_the_api_server() -> None:
+    manifest = with_spec(serving={"tolerations": [{"operator": "Exists", "effect": None}]})
+    assert validate_against_crd(manifest) == []
+    assert TRTModel.model_validate(manifest).spec.serving.tolerations == [{"operator": "Exists"}]
+
+
+def test_duplicate_env_names_are_rejected_by_both() -> None:
+    env = [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]
+    manifest = with_spec(serving={"env": env})
+    assert validate_against_crd(manifest) == ["spec.serving.env[1]: Duplicate value: ('A',)"]
+    with pytest.raises(ValidationError) as raised:
+        TRTModel.model_validate(manifest)
+    assert describe_validation_error(raised.value) == "spec.serving.env: duplicate env name(s) A"
 
 
 @pytest.mark.parametrize(

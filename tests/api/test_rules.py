@@ -186,7 +186,9 @@ CASES = [
         "spec.serving.batching.allowedBatchSizes",
     ),
     # extra args
-    Case("args-ok", {"serving": {"extraArgs": ["--enable_model_warmup=true", "--portable"]}}),
+    Case(
+        "args-ok", {"serving": {"extraArgs": ["--tensorflow_intra_op_parallelism=4", "--portable"]}}
+    ),
     Case(
         "args-port",
         {"serving": {"extraArgs": ["--port=9000"]}},

@@ -21,6 +21,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "trtserve"
 VALUES_DIR = Path(__file__).parent / "values"
+REQUIRED_VALUES = Path(__file__).parent / "required-values.yaml"
+"""Values without a default (the image repositories), given before every value set."""
 RELEASE = "trt"
 NAMESPACE = "trtserve-system"
 DEFAULT_VALUE_SET = "default"
@@ -35,7 +37,7 @@ Manifest = dict[str, Any]
 def values_args(value_set: str) -> list[str | Path]:
     """The helm flags selecting a value set (none for the chart defaults)."""
     values = VALUE_SETS[value_set]
-    return ["--values", values] if values else []
+    return ["--values", REQUIRED_VALUES, *(["--values", values] if values else [])]
 
 
 def find_tool(name: str) -> Path | None:
@@ -81,8 +83,12 @@ class Rendered:
         return {item["name"]: item["value"] for item in self.operator_container["env"]}
 
 
-def helm_template(helm: Path, *extra: str | Path) -> subprocess.CompletedProcess[str]:
-    return run_tool(helm, "template", RELEASE, CHART_DIR, "--namespace", NAMESPACE, *extra)
+def helm_template(
+    helm: Path, *extra: str | Path, chart: Path = CHART_DIR, required: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``helm template``; with the required values first unless ``required=False``."""
+    base: list[str | Path] = ["--values", REQUIRED_VALUES] if required else []
+    return run_tool(helm, "template", RELEASE, chart, "--namespace", NAMESPACE, *base, *extra)
 
 
 VALUES_PATH = CHART_DIR / "values.yaml"

@@ -10,8 +10,8 @@ import yaml
 from chart_support import (
     CHART_DIR,
     NAMESPACE,
-    RELEASE,
     REPO_ROOT,
+    REQUIRED_VALUES,
     Rendered,
     helm_template,
     run_tool,
@@ -112,12 +112,12 @@ def test_operator_env_names_are_exactly_the_operator_settings(rendered: Rendered
 
 def test_default_env_values(default: Rendered) -> None:
     assert default.env == {
-        "TRTSERVE_CONVERTER_IMAGE": "trtserve/converter:0.1.0",
+        "TRTSERVE_CONVERTER_IMAGE": "registry.example.com/ml/trtserve-converter:0.1.0",
         "TRTSERVE_SERVING_IMAGE": "tensorflow/serving:2.17.1-gpu",
         "TRTSERVE_NAMESPACES": "",
         "TRTSERVE_LOG_FORMAT": "text",
         "TRTSERVE_LOG_LEVEL": "INFO",
-        "TRTSERVE_HEALTH_PORT": "8080",
+        "TRTSERVE_HEALTH_PORT": "19080",
         "TRTSERVE_METRICS_PORT": "0",
         "TRTSERVE_CACHE_URI": "",
         "TRTSERVE_CACHE_SECRET_NAME": "",
@@ -175,6 +175,7 @@ def test_custom_images(renders: dict[str, Rendered]) -> None:
     assert pod["imagePullSecrets"] == [{"name": "registry-credentials"}]
     assert custom.env["TRTSERVE_CONVERTER_IMAGE"] == (
         "registry.example.com:5000/ml/trtserve-converter:0.1.0-rc.1"
+        "@sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
     )
     assert custom.env["TRTSERVE_SERVING_IMAGE"] == (
         "registry.example.com:5000/mirror/tensorflow-serving:2.17.1-gpu"
@@ -276,7 +277,7 @@ def test_crd_install_can_be_skipped(renders: dict[str, Rendered]) -> None:
 def test_notes_tell_how_to_apply_an_example_and_watch_trtmodels(helm: Path) -> None:
     result = run_tool(
         helm, "install", "trt", CHART_DIR, "--namespace", NAMESPACE, "--dry-run=client",
-        "--set", "watch.namespaces={team-a}",
+        "--values", REQUIRED_VALUES, "--set", "watch.namespaces={team-a}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     notes = result.stdout.split("NOTES:", 1)[1]
@@ -291,7 +292,7 @@ def test_packaged_chart_renders_the_same(helm: Path, default: Rendered, tmp_path
     packaged = run_tool(helm, "package", CHART_DIR, "--destination", tmp_path)
     assert packaged.returncode == 0, packaged.stderr
     (archive,) = tmp_path.glob("trtserve-*.tgz")
-    result = run_tool(helm, "template", RELEASE, archive, "--namespace", NAMESPACE)
+    result = helm_template(helm, chart=archive)
     assert result.returncode == 0, result.stderr
     assert result.stdout == default.text
 
@@ -317,3 +318,34 @@ def test_cache_values_become_the_operator_cache_settings(helm: Path) -> None:
     )
     rules = [r for m in rendered.of_kind("ClusterRole") for r in m["rules"]]
     assert not any("secrets" in r.get("resources", []) for r in rules)  # RBAC unchanged
+
+
+def test_notes_name_the_images_to_push(helm: Path) -> None:
+    result = run_tool(
+        helm, "install", "trt", CHART_DIR, "--namespace", NAMESPACE, "--dry-run=client",
+        "--values", REQUIRED_VALUES, "--set", "converterImage.digest=sha256:" + "a" * 64,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert "registry.example.com/ml/trtserve-operator:0.1.0" in notes
+    assert "registry.example.com/ml/trtserve-converter:0.1.0@sha256:" + "a" * 64 in notes
+    assert "docs/admin.md" in notes
+
+
+def test_image_repositories_have_no_default(helm: Path) -> None:
+    """trtserve publishes no images: a default name would pull whatever someone publishes
+    under it (Docker Hub's trtserve/operator is nobody's here)."""
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    assert values["image"]["repository"] == ""
+    assert values["converterImage"]["repository"] == ""
+    result = helm_template(helm, required=False)
+    assert result.returncode != 0
+    assert "/image/repository" in result.stderr
+    assert "/converterImage/repository" in result.stderr
+
+
+def test_readme_tells_admins_which_repositories_to_set() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    assert "image.repository=" in quickstart
+    assert "converterImage.repository=" in quickstart

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trtserve_operator.api.v1alpha1 import TRTModelSpec
+from trtserve_operator.api.v1alpha1 import Accuracy, TRTModelSpec
 from trtserve_operator.services.builders.cache import (
     CACHE_SECRET_DIR,
     CacheDefaults,
@@ -24,6 +24,7 @@ from trtserve_operator.services.targets import target_from_body
 converter_cli = pytest.importorskip("trtserve_converter.cli")
 converter_report = pytest.importorskip("trtserve_converter.report")
 converter_errors = pytest.importorskip("trtserve_converter.errors")
+converter_config = pytest.importorskip("trtserve_converter.config")
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 
@@ -81,12 +82,20 @@ def test_rendered_arguments_parse_with_the_converter(target: Target) -> None:
     if spec.source.version is not None:
         assert config.source_version == spec.source.version
         assert config.model_version == spec.source.version
+    else:  # the converter keeps the source's own version number (else 1)
+        assert config.model_version is None
     if spec.source.uri.startswith("pvc://"):
         assert config.source.startswith("/mnt/source")
     else:
         assert config.source == spec.source.uri
     if spec.conversion.accuracy.enabled is not None:
         assert config.accuracy_check == spec.conversion.accuracy.enabled
+    # Unset tolerances mean the converter's per-precision defaults, set ones are passed on.
+    accuracy = spec.conversion.accuracy
+    defaults = converter_config.DEFAULT_TOLERANCES[config.precision]
+    assert config.accuracy_rtol == (defaults.rtol if accuracy.rtol is None else accuracy.rtol)
+    assert config.accuracy_atol == (defaults.atol if accuracy.atol is None else accuracy.atol)
+    assert config.accuracy_min_top1 == accuracy.min_top1_agreement
 
 
 def test_build_shapes_mean_the_same_on_both_sides() -> None:
@@ -192,3 +201,11 @@ def test_the_converters_cache_report_reaches_the_status() -> None:
         1.5,
         "denied",
     )
+
+
+def test_api_describes_the_converters_default_tolerances() -> None:
+    """The CRD's rtol/atol descriptions name the converter's per-precision defaults."""
+    for kind in ("rtol", "atol"):
+        description = Accuracy.model_fields[kind].description or ""
+        for precision, tolerances in converter_config.DEFAULT_TOLERANCES.items():
+            assert f"{precision.value} {getattr(tolerances, kind):g}" in description

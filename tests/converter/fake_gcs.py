@@ -2,13 +2,15 @@
 
 Not an emulator: objects live in a dict, with a generation counter. It implements exactly
 what gcsfs 2026.x sends for info, listing, download (with Range), simple (multipart)
-upload with `ifGenerationMatch=0`, and delete. Point gcsfs at it with
-STORAGE_EMULATOR_HOST. What a real GCS does beyond that (resumable uploads, IAM,
-consistency, retries on 429/5xx, composite objects) is not covered.
+upload with `ifGenerationMatch=0`, and delete, plus Google's OAuth token endpoint for a
+service account key (`key_file`). Point gcsfs at it with STORAGE_EMULATOR_HOST. What a
+real GCS does beyond that (resumable uploads, IAM, consistency, retries on 429/5xx,
+composite objects) is not covered.
 """
 
 from __future__ import annotations
 
+import functools
 import http.server
 import itertools
 import json
@@ -16,10 +18,25 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 BOUNDARY = b"--==0=="
+
+
+@functools.cache
+def private_key_pem() -> str:
+    """A throwaway RSA key (service account keys sign their token requests)."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
 
 
 @dataclass
@@ -28,7 +45,24 @@ class FakeGcs:
     generations: Iterator[int] = field(default_factory=lambda: itertools.count(1_700_000_000))
     conditional_creates: int = 0
     downloads: dict[tuple[str, str], int] = field(default_factory=dict)
+    tokens: int = 0
+    url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def key_file(self, path: Path) -> Path:
+        """A service account key whose token endpoint is this fake."""
+        key = {
+            "type": "service_account",
+            "project_id": "test",
+            "private_key_id": "1",
+            "private_key": private_key_pem(),
+            "client_email": "converter@test.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": f"{self.url}/token",
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(key), encoding="utf-8")
+        return path
 
     def metadata(self, bucket: str, name: str) -> dict[str, Any]:
         data, generation = self.objects[(bucket, name)]
@@ -123,6 +157,11 @@ def _handler(gcs: FakeGcs) -> type[http.server.BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             parts, query = self._parts()
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if parts[1:] == ["token"]:
+                with gcs.lock:
+                    gcs.tokens += 1
+                self._json(200, {"access_token": "t0k", "expires_in": 3600})
+                return
             if parts[1:5] != ["upload", "storage", "v1", "b"] or query.get("uploadType") != [
                 "multipart"
             ]:
@@ -161,10 +200,11 @@ def fake_gcs_server() -> Iterator[tuple[str, FakeGcs]]:
     """(endpoint, state) of a running fake on 127.0.0.1."""
     gcs = FakeGcs()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(gcs))
+    gcs.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", gcs
+        yield gcs.url, gcs
     finally:
         server.shutdown()
         thread.join()

@@ -78,3 +78,36 @@ def test_shape_or_key_mismatch_fails() -> None:
     assert not compare_outputs([(reference, {"z": np.zeros((2, 3))})], 2, 1, 1, None).passed
     nan = {"y": np.full((2, 3), np.nan)}
     assert not compare_outputs([(reference, nan)], 2, 1, 1, None).passed
+
+
+def test_min_top1_replaces_tolerances_for_classifier_outputs() -> None:
+    """Logits scaled by 1.03 keep every top-1 class: with minTop1Agreement set, that passes."""
+    logits = np.random.default_rng(3).standard_normal((16, 10)).astype(np.float32) * 5
+    reference = {"logits": logits, "embedding": np.ones((16, 1), np.float32)}
+    scaled = {"logits": logits * 1.03, "embedding": np.ones((16, 1), np.float32)}
+    result = compare_outputs([(reference, scaled)], 16, rtol=0.01, atol=0.001, min_top1=0.98)
+    assert result.passed, result.problems
+    assert result.top1_agreement == 1.0
+    # Without minTop1Agreement the same logits are checked element by element.
+    strict = compare_outputs([(reference, scaled)], 16, rtol=0.01, atol=0.001, min_top1=None)
+    assert not strict.passed
+    assert "beyond tolerance" in strict.problems[0]
+
+
+def test_min_top1_leaves_other_outputs_to_the_tolerances() -> None:
+    """Rank-2 outputs with one column and outputs of other ranks keep rtol/atol."""
+    logits = np.array([[2.0, 1.0], [0.0, 3.0]], np.float32)
+    reference = {"logits": logits, "score": np.array([[1.0], [2.0]]), "bias": np.array([1.0])}
+    for name, changed in (("score", np.array([[1.5], [2.0]])), ("bias", np.array([1.5]))):
+        candidate = {**reference, name: changed}
+        result = compare_outputs([(reference, candidate)], 2, rtol=0.01, atol=0.001, min_top1=0.5)
+        assert not result.passed
+        assert f"output {name!r} beyond tolerance" in result.problems[0]
+
+
+def test_min_top1_still_rejects_non_finite_classifier_outputs() -> None:
+    logits = np.array([[2.0, 1.0], [0.0, 3.0]], np.float32)
+    broken = np.array([[2.0, 1.0], [np.nan, 3.0]], np.float32)
+    result = compare_outputs([({"p": logits}, {"p": broken})], 2, 0.01, 0.001, min_top1=0.5)
+    assert not result.passed
+    assert "non-finite" in result.problems[0]

@@ -594,7 +594,7 @@ def test_a_failed_publish_still_serves(
         assert run.cache["result"] == "PublishFailed", (kind, run.cache)
         assert "served anyway" in run.cache["warning"] or run.cache["warning"]
         assert (run.version_dir / "saved_model.pb").is_file()
-        assert "written to" in run.report["message"]
+        assert f"served as version 1 from {run.version_dir}" in run.report["message"]
 
 
 def test_read_only_use_never_publishes(source_for: Any, convert: Converter, tmp_path: Path) -> None:

@@ -42,7 +42,14 @@ def gcs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGcs]:
 
     with fake_gcs_server() as (endpoint, state):
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
-        monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+        # fetch resolves Google credentials before any storage request (gcs.py): a key
+        # whose token endpoint is the fake; no metadata server, no gcloud defaults.
+        key = state.key_file(tmp_path / "google" / "key.json")
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+        host = endpoint.removeprefix("http://")
+        monkeypatch.setenv("GCE_METADATA_HOST", host)
+        monkeypatch.setenv("GCE_METADATA_IP", host)
+        monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
         monkeypatch.setenv("TRT_CONVERT_SECRET_DIR", str(tmp_path / "no-secret"))
         for protocol in ("gs", "gcs"):  # the core file system: the fake speaks no gRPC
             monkeypatch.setitem(REGISTRY, protocol, gcsfs.core.GCSFileSystem)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from trtserve_converter.cli import build_parser, env_name, main, parse_config
-from trtserve_converter.config import Precision, ProfileStrategy
+from trtserve_converter.config import DEFAULT_TOLERANCES, Precision, ProfileStrategy, Tolerances
 from trtserve_converter.errors import ALL_ERRORS, InvalidArguments, exit_codes
 
 CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
@@ -75,7 +75,7 @@ def test_choices_match_the_contract() -> None:
 def test_defaults_follow_the_contract() -> None:
     config = parse_config(["--source", "s3://b/m", "--model-name", "m"], {})
     assert config.output_base == "/models"
-    assert config.model_version == 1
+    assert config.model_version is None  # the source's own version number, else 1
     assert config.signature_key == "serving_default"
     assert config.precision is Precision.FP16
     assert config.max_workspace_bytes == 1073741824
@@ -88,12 +88,11 @@ def test_defaults_follow_the_contract() -> None:
     assert config.synthetic_calibration is False
     assert config.accuracy_check is True  # on for FP16
     assert config.accuracy_samples == 32
-    assert (config.accuracy_rtol, config.accuracy_atol) == (0.01, 0.001)
+    assert (config.accuracy_rtol, config.accuracy_atol) == (0.05, 0.05)  # FP16's
     assert config.accuracy_min_top1 is None
     assert config.warmup_records == 1
     assert config.timeout_seconds == 3600
     assert config.max_source_bytes == 20 * 2**30
-    assert config.report_path == "/dev/termination-log"
     assert (config.log_level, config.log_format) == ("INFO", "text")
 
 
@@ -105,6 +104,29 @@ def test_accuracy_check_default_depends_on_precision(precision: str, expected: b
     assert parse_config(argv, {}).accuracy_check is expected
     assert parse_config([*argv, "--no-accuracy-check"], {}).accuracy_check is False
     assert parse_config([*argv, "--accuracy-check"], {}).accuracy_check is True
+
+
+@pytest.mark.parametrize(
+    ("precision", "rtol", "atol"),
+    [("FP32", 1e-3, 1e-3), ("FP16", 0.05, 0.05), ("INT8", 0.1, 0.5), ("NATIVE", 1e-5, 1e-5)],
+)
+def test_tolerance_defaults_depend_on_precision(precision: str, rtol: float, atol: float) -> None:
+    """FP16/INT8 engines do not reproduce FP32 to rtol 0.01 on every element (docs/api.md)."""
+    argv = ["--source", "x", "--model-name", "m", "--precision", precision]
+    config = parse_config(argv, {})
+    assert (config.accuracy_rtol, config.accuracy_atol) == (rtol, atol)
+    assert DEFAULT_TOLERANCES[Precision(precision)] == Tolerances(rtol=rtol, atol=atol)
+    given = parse_config([*argv, "--accuracy-rtol", "0.2"], {"TRT_CONVERT_ACCURACY_ATOL": "0"})
+    assert (given.accuracy_rtol, given.accuracy_atol) == (0.2, 0.0)
+
+
+def test_tolerance_defaults_are_the_ones_documented() -> None:
+    """docs/api.md's table of default tolerances is the converter's."""
+    text = (CONTRACT.parent / "api.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(FP32|FP16|INT8|NATIVE)` \| ([0-9.e-]+) \| ([0-9.e-]+) \|", text, re.M)
+    documented = {Precision(p): Tolerances(rtol=float(r), atol=float(a)) for p, r, a in rows}
+    assert documented == DEFAULT_TOLERANCES
+    assert "per precision" in _section("Arguments")
 
 
 def test_model_version_defaults_to_source_version() -> None:
@@ -247,3 +269,46 @@ def test_help_and_argument_errors_do_not_import_tensorflow(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "--max-workspace-bytes" in result.stdout
     assert "exit codes:" in result.stdout
+
+
+@pytest.fixture
+def no_termination_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Outside a pod: the termination log does not exist (and must not be created)."""
+    path = tmp_path / "dev" / "termination-log"
+    monkeypatch.setattr("trtserve_converter.cli.TERMINATION_LOG", str(path))
+    monkeypatch.delenv("TRT_CONVERT_REPORT_PATH", raising=False)
+    return path
+
+
+def test_report_goes_to_stdout_outside_a_pod(
+    no_termination_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--model-name", "m"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert (report["reason"], report["exitCode"]) == ("InvalidArguments", 2)
+    assert not no_termination_log.exists()
+    assert not no_termination_log.parent.exists()
+    config = parse_config(["--source", "x", "--model-name", "m"], {})
+    assert config.report_path == "-"
+
+
+def test_report_goes_to_the_termination_log_in_a_pod(
+    no_termination_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_termination_log.parent.mkdir()
+    no_termination_log.write_text("")  # the kubelet creates it in every container
+    assert main(["--model-name", "m"]) == 2
+    assert json.loads(no_termination_log.read_text())["reason"] == "InvalidArguments"
+    assert capsys.readouterr().out == ""
+    config = parse_config(["--source", "x", "--model-name", "m"], {})
+    assert config.report_path == str(no_termination_log)
+
+
+def test_report_path_dash_means_stdout_and_a_named_file_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--model-name", "m", "--report-path", "-"]) == 2
+    assert json.loads(capsys.readouterr().out)["reason"] == "InvalidArguments"
+    named = tmp_path / "out" / "report.json"
+    assert main(["--model-name", "m", "--report-path", str(named)]) == 2
+    assert json.loads(named.read_text())["reason"] == "InvalidArguments"

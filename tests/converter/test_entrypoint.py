@@ -106,3 +106,24 @@ def test_gpu_wheel_without_tensorrt_libraries_exits_30(models: Any, tmp_path: Pa
     data = json.loads(report.read_text())
     assert data["tensorrtLinked"] == "8.6.1"
     assert "libnvinfer8" in data["message"]
+
+
+@pytest.mark.slow
+def test_json_logs_carry_tensorflows_native_lines_too(models: Any, tmp_path: Path) -> None:
+    """TensorFlow's C++ lines (forced here with TF_CPP_MAX_VLOG_LEVEL) came out as plain
+    text among the JSON records; now every stderr line is one JSON object."""
+    report = tmp_path / "termination-log"
+    result = run(
+        {"TF_CPP_MAX_VLOG_LEVEL": "1", "TF_CPP_MIN_LOG_LEVEL": "0"},
+        "--source", str(models.classifier), "--model-name", "clf", "--precision", "NATIVE",
+        "--output-base", str(tmp_path / "models"), "--report-path", str(report),
+        "--log-format", "json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    entries = [json.loads(line) for line in result.stderr.splitlines()]
+    native = [entry for entry in entries if entry["logger"] == "native"]
+    assert any(".cc:" in entry.get("source", "") for entry in native), native[:3]
+    assert {entry["level"] for entry in native} <= {"INFO", "WARNING", "ERROR", "CRITICAL"}
+    assert entries[-1]["logger"] == "trtserve_converter"
+    assert entries[-1]["message"].startswith("succeeded: ")
+    assert json.loads(report.read_text())["result"] == "Succeeded"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 import tarfile
 import time
@@ -44,12 +45,17 @@ def images(n: int = 3) -> dict[str, Any]:
     return {"images": np.random.default_rng(7).standard_normal((n, 8, 8, 3)).astype(np.float32)}
 
 
-def test_native_from_local_dir(models: Any, run_cli: Any) -> None:
+def test_native_from_local_dir(models: Any, run_cli: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="trtserve_converter")
     result = run_cli(
         "--source", str(models.classifier), "--model-name", "clf", "--precision", "NATIVE",
         "--accuracy-check",
     )  # fmt: skip
     assert result.code == 0, result.report
+    # The last line names the version served and the directory it is served from.
+    last = caplog.records[-1].getMessage()
+    assert last.startswith("succeeded: ")
+    assert f"served as version 1 from {result.output_base / 'clf' / '1'}" in last
     report = result.report
     assert (report["result"], report["reason"], report["exitCode"]) == ("Succeeded", "Succeeded", 0)
     assert (report["precision"], report["modelName"], report["modelVersion"]) == (
@@ -85,14 +91,31 @@ def test_native_two_input_model_with_int_input(models: Any, run_cli: Any) -> Non
     assert_same_outputs(models.two_input, result.output_base / "two" / "3", inputs)
 
 
-def test_native_half_plus_two_tf_serving_testdata(half_plus_two: Path, run_cli: Any) -> None:
+def test_native_half_plus_two_tf_serving_testdata(
+    half_plus_two: Path, run_cli: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     """TF Serving's real TF1 model: numbered version dir, string-input signatures."""
+    caplog.set_level(logging.INFO)
     result = run_cli(
         "--source", str(half_plus_two), "--model-name", "half_plus_two", "--precision", "NATIVE",
         "--accuracy-check",
     )  # fmt: skip
     assert result.code == 0, result.report
-    version = result.output_base / "half_plus_two" / "1"
+    messages = [record.getMessage() for record in caplog.records]
+    # TF warned 20 times (5 TF1 reference variables x 4 signatures): one summary instead.
+    reference = [m for m in messages if "reference variable" in m]
+    assert len(reference) == 1, reference
+    assert "a, a2, b, c, c2" in reference[0]
+    # Every step is logged as started once ("step save: started" came three times).
+    started = [m for m in messages if m.startswith("step ") and m.endswith(": started")]
+    assert len(started) == len(set(started)), started
+    assert "step save: started" in started
+    # The source's version number is kept: a client asking for version 123 finds it.
+    version = result.output_base / "half_plus_two" / "123"
+    assert [p.name for p in (result.output_base / "half_plus_two").iterdir()] == ["123"]
+    assert result.report["modelVersion"] == 123
+    assert "half_plus_two/123" in result.report["message"]
+    assert "version 123" in result.report["message"]
     source = half_plus_two / "00000123"
     # NATIVE re-saves unchanged: byte-identical files, every signature kept.
     for path in source.rglob("*"):
@@ -129,8 +152,9 @@ def test_native_from_http_tar_gz(
         "--precision", "NATIVE",
     )  # fmt: skip
     assert result.code == 0, result.report
-    # The archive holds classifier/7/: the version directory is found and taken.
-    assert_same_outputs(models.classifier, result.output_base / "clf" / "1", images())
+    # The archive holds classifier/7/: the version directory is found, taken and kept.
+    assert_same_outputs(models.classifier, result.output_base / "clf" / "7", images())
+    assert result.report["modelVersion"] == 7
 
 
 def test_http_bearer_token(
@@ -177,7 +201,7 @@ def test_native_from_s3_directory_and_archive(
         "--source", "s3://models/classifier", "--model-name", "clf", "--precision", "NATIVE",
     )  # fmt: skip
     assert result.code == 0, result.report
-    assert_same_outputs(models.classifier, result.output_base / "clf" / "1", images())
+    assert_same_outputs(models.classifier, result.output_base / "clf" / "5", images())
 
     boto3.client("s3", endpoint_url=s3_env, region_name="us-east-1").upload_file(
         str(classifier_tarball), "models", "archives/classifier.tgz"
@@ -334,7 +358,7 @@ def test_half_plus_two_string_signature_with_real_tf_examples(
         "maxAbsError": 0.0,
         "maxRelError": 0.0,
     }
-    warmup = result.output_base / "hp2" / "1" / "assets.extra" / "tf_serving_warmup_requests"
+    warmup = result.output_base / "hp2" / "123" / "assets.extra" / "tf_serving_warmup_requests"
     (record,) = list(tf.data.TFRecordDataset(str(warmup)))
     request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
     assert request.model_spec.signature_name == "regress_x_to_y"

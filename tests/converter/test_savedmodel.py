@@ -14,6 +14,7 @@ from trtserve_converter.savedmodel import (
     input_specs,
     load_saved_model,
     locate_saved_model,
+    locate_versioned,
     output_specs,
     resolve_build_shapes,
     signature_function,
@@ -39,6 +40,18 @@ def test_locate_highest_or_chosen_numbered_version(tmp_path: Path) -> None:
     assert locate_saved_model(tmp_path / "base", 20) == tmp_path / "base" / "20"
     with pytest.raises(SourceNotFound, match=r"version 7 .* \[1, 20, 123\]"):
         locate_saved_model(tmp_path / "base", 7)
+
+
+def test_located_version_is_the_source_directorys_number(tmp_path: Path) -> None:
+    """The version the source numbers its model with, kept as the version served."""
+    for version in ("1", "00000123"):
+        fake_model(tmp_path / "base" / version)
+    assert locate_versioned(tmp_path / "base", None) == (tmp_path / "base" / "00000123", 123)
+    assert locate_versioned(tmp_path / "base", 1) == (tmp_path / "base" / "1", 1)
+    fake_model(tmp_path / "wrapped" / "export" / "7")
+    assert locate_versioned(tmp_path / "wrapped", None) == (tmp_path / "wrapped/export/7", 7)
+    # A SavedModel that is not in a numbered directory has no version of its own.
+    assert locate_versioned(fake_model(tmp_path / "m"), None) == (tmp_path / "m", None)
 
 
 def test_locate_through_wrapper_directories(tmp_path: Path) -> None:

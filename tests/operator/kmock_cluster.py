@@ -9,6 +9,7 @@ status split, label selectors, schema validation or PUT, so the tests never rely
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import uuid
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp.web
 import httpx2
 import kmock
 import yaml
@@ -34,17 +36,60 @@ EVENTS = "/api/v1/namespaces/{ns}/events"
 
 
 class UidAssigningEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
-    """The emulator plus the API server's ``metadata.uid`` on create.
+    """The emulator plus the API server's ``metadata.uid`` on create, and a request log
+    that does not slow it down.
 
     kopf keys its indexes by (namespace, name, uid); without uids a Service and a
     Deployment of the same name would evict each other from the indexes.
+
+    kmock matches every new request against its whole request history (each reaction's
+    filter is a view over all requests), so a request costs time proportional to the
+    requests before it: after ~10,000 requests the emulator needs seconds per request and
+    the operator's requests time out. The log is therefore kept here (:attr:`recorded`,
+    every request in arrival order) and each request leaves kmock's own history once it
+    is answered; the reactions used here (the emulator's fallbacks) only look at the
+    request itself, so nothing else changes.
     """
 
+    recorded: list[Any]
+    refusals: dict[tuple[str, str], dict[str, Any]]
+
+    def refuse(self, plural: str, name: str, status: dict[str, Any]) -> None:
+        """Answer creates and patches of ``plural``/``name`` with ``status`` (a
+        ``kind: Status`` body, e.g. the API server's 422 Invalid), as a real API server
+        does when its validation rejects an object; the emulator validates nothing."""
+        if not hasattr(self, "refusals"):
+            self.refusals = {}
+        self.refusals[(plural, name)] = status
+
+    def _refusal(self, request: Any) -> dict[str, Any] | None:
+        refusals = getattr(self, "refusals", {})
+        action = str(request.action).split(".")[-1].upper()
+        if not refusals or request.resource is None or action not in ("CREATE", "UPDATE"):
+            return None
+        data = request.data if isinstance(request.data, dict) else {}
+        name = request.name or data.get("metadata", {}).get("name")
+        return refusals.get((request.resource.plural, name))
+
     async def _handle(self, request: Any) -> Any:
+        if not hasattr(self, "recorded"):
+            self.recorded = []
+        self.recorded.append(request)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            self._requests.remove(request)
+            return aiohttp.web.json_response(refusal, status=int(refusal["code"]))
         if str(request.action).endswith("CREATE") and isinstance(request.data, dict):
             metadata = request.data.setdefault("metadata", {})
             metadata.setdefault("uid", str(uuid.uuid4()))
-        return await super()._handle(request)
+        try:
+            return await super()._handle(request)
+        finally:
+            history = self._requests
+            for index in range(len(history) - 1, -1, -1):
+                if history[index] is request:
+                    del history[index]
+                    break
 
 
 class EmulatedCluster:
@@ -118,8 +163,9 @@ class EmulatedCluster:
     # --- requests as the emulator recorded them -----------------------------------------
 
     def requests(self) -> list[Any]:
+        """Every request the emulator received, in order."""
         assert self.emulator is not None
-        return list(self.emulator)
+        return list(getattr(self.emulator, "recorded", []))
 
     def operator_requests(self, since: int = 0) -> list[Any]:
         """Requests made by the operator (kopf and the adapter), not by the test itself."""
@@ -175,6 +221,48 @@ class EmulatedCluster:
             )
         )
         return path
+
+
+def invalid_status(kind: str, name: str, field: str, detail: str) -> dict[str, Any]:
+    """The ``Status`` body a real API server answers an invalid object with (422)."""
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f'{kind} "{name}" is invalid: {field}: {detail}',
+        "reason": "Invalid",
+        "details": {"name": name, "kind": kind.split(".", maxsplit=1)[0].lower() + "s"},
+        "code": 422,
+    }
+
+
+def writes_about(cluster: EmulatedCluster, name: str, since: int = 0) -> list[str]:
+    """``METHOD resource[/subresource]`` of every operator write about TRTModel ``name``:
+    its status, metadata, children (named ``name`` or ``name-...``) and Events."""
+    found = []
+    for request in cluster.writes(since):
+        data = request.data if isinstance(request.data, dict) else {}
+        target = request.name or data.get("metadata", {}).get("name") or ""
+        involved = data.get("involvedObject", {}).get("name")
+        if target == name or target.startswith(f"{name}-") or involved == name:
+            resource = request.resource.plural if request.resource is not None else "?"
+            if request.subresource:
+                resource += f"/{request.subresource}"
+            found.append(f"{method_of(request)} {resource}")
+    return found
+
+
+def operator_metrics() -> dict[str, int]:
+    """The running operator's /metrics samples (``TRTSERVE_METRICS_PORT``); empty while
+    it is not serving yet."""
+    port = os.environ["TRTSERVE_METRICS_PORT"]
+    try:
+        text = httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx2.TransportError:
+        return {}
+    samples = (line.rsplit(" ", 1) for line in text.splitlines() if line[:1] not in ("#", ""))
+    return {sample: int(float(value)) for sample, value in samples}
 
 
 def method_of(request: Any) -> str:

@@ -167,7 +167,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.log_format == "json"
     assert settings.log_level == "DEBUG"
     assert settings.serving_image == "x/serving:2.17.1-gpu"
-    assert settings.health_port == 8080
+    assert settings.health_port == 19080
 
 
 def test_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -177,3 +177,14 @@ def test_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.namespaces == ()
     assert settings.serving_image == "tensorflow/serving:2.17.1-gpu"
     assert settings.log_format == "text"
+
+
+def test_tolerances_are_rendered_only_when_given() -> None:
+    """Unset rtol/atol leave the converter's per-precision defaults in force (docs/api.md)."""
+    unset = build_converter_args(
+        target(conversion={"precision": "INT8", "calibration": {"synthetic": True}})
+    )
+    assert not [arg for arg in unset if arg.startswith(("--accuracy-rtol", "--accuracy-atol"))]
+    given = build_converter_args(target(conversion={"accuracy": {"rtol": 0.2, "atol": 0.0}}))
+    assert "--accuracy-rtol=0.2" in given
+    assert "--accuracy-atol=0.0" in given

@@ -4,7 +4,9 @@ Each test uses its own TRTModel name, so one operator run serves the whole modul
 kmock does not emulate is never tested here: garbage collection (deletion only checks
 that the handlers finish), resourceVersion, status split, selectors, schema validation.
 Pod and Deployment status are injected the way a kubelet and the Deployment controller
-would report them.
+would report them; the API server's 422 for an invalid child is injected at the
+emulator's boundary (``UidAssigningEmulator.refuse``). Writes are counted per model from
+the emulator's request log.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from kmock_cluster import (
     PODS,
     SERVICES,
     EmulatedCluster,
+    invalid_status,
+    operator_metrics,
     operator_running,
     settle,
     trtmodel,
     wait_for,
+    writes_about,
 )
 
 from trtserve_operator.services.builders.names import HASH_ANNOTATION
@@ -90,15 +95,16 @@ def events_for(cluster: EmulatedCluster, name: str) -> list[dict[str, Any]]:
     return [e for e in listing.get("items", []) if e["involvedObject"]["name"] == name]
 
 
-def test_create_makes_owned_children_status_and_events(
+def test_create_makes_owned_children_and_status_in_three_writes(
     cluster: EmulatedCluster, operator: Any
 ) -> None:
+    mark = len(cluster.requests())
     deployment = create_and_wait(cluster, "create-m")
     service = cluster.get(f"{SERVICES.format(ns=NS)}/create-m")
-    configmap = cluster.get(f"{CONFIGMAPS.format(ns=NS)}/create-m-batching")
     assert service is not None
-    assert configmap is not None
-    for child in (deployment, service, configmap):
+    # No batching: no ConfigMap (nothing would read it).
+    assert cluster.get(f"{CONFIGMAPS.format(ns=NS)}/create-m-batching") is None
+    for child in (deployment, service):
         (owner,) = child["metadata"]["ownerReferences"]
         assert owner["kind"] == "TRTModel"
         assert owner["name"] == "create-m"
@@ -118,12 +124,25 @@ def test_create_makes_owned_children_status_and_events(
     )
     assert {c["type"] for c in status["conditions"]} == {"Converted", "Available", "Ready"}
     assert all(c["observedGeneration"] == 1 for c in status["conditions"])
-    (applied,) = wait_for(lambda: events_for(cluster, "create-m"))
-    assert applied["reason"] == "Applied"
-    assert applied["type"] == "Normal"
-    assert applied["involvedObject"]["uid"] == "uid-create-m"
-    for kind in ("ConfigMap create-m-batching", "Service create-m", "Deployment create-m"):
-        assert f"created {kind}" in applied["message"]
+    settle(cluster, quiet=1.5)
+    # Deployment, Service, one status write; nothing on the TRTModel's metadata (kopf keeps
+    # no annotations) and no Event (nothing a person acts on happened).
+    assert sorted(writes_about(cluster, "create-m", since=mark)) == [
+        "PATCH trtmodels/status",
+        "POST deployments",
+        "POST services",
+    ]
+    body = cluster.get(model_path("create-m")) or {}
+    assert not any(k.startswith("trtserve.io/") for k in body["metadata"].get("annotations", {}))
+    assert events_for(cluster, "create-m") == []
+
+
+def test_batching_model_gets_its_configmap(cluster: EmulatedCluster, operator: Any) -> None:
+    create_and_wait(cluster, "batch-m", serving={"batching": {"enabled": True}})
+    configmap = cluster.get(f"{CONFIGMAPS.format(ns=NS)}/batch-m-batching")
+    assert configmap is not None
+    assert "max_batch_size" in configmap["data"]["batching.config"]
+    assert configmap["metadata"]["ownerReferences"][0]["name"] == "batch-m"
 
 
 def test_spec_update_patches_deployment_and_changes_template_hash(
@@ -168,7 +187,10 @@ def test_deleted_child_is_recreated(cluster: EmulatedCluster, operator: Any) -> 
 
 def test_hand_edited_child_is_put_back(cluster: EmulatedCluster, operator: Any) -> None:
     create_and_wait(cluster, "edit-m")
-    settle(cluster, quiet=0.5)
+    settle(cluster, quiet=1.5)
+    patched_before = operator_metrics().get(
+        'trtserve_child_actions_total{action="patch",kind="Service"}', 0
+    )
     cluster.patch(f"{SERVICES.format(ns=NS)}/edit-m", {"spec": {"type": "NodePort"}})
     wait_for(
         lambda: (
@@ -176,12 +198,80 @@ def test_hand_edited_child_is_put_back(cluster: EmulatedCluster, operator: Any) 
         ),
         what="service type restored",
     )
-    wait_for(
-        lambda: any(
-            "patched Service edit-m" in e["message"] for e in events_for(cluster, "edit-m")
+    patched = operator_metrics()['trtserve_child_actions_total{action="patch",kind="Service"}']
+    assert patched == patched_before + 1
+    settle(cluster, quiet=1.5)
+    assert events_for(cluster, "edit-m") == []  # a repair is logged, not an Event
+
+
+def test_a_child_the_api_server_rejects_is_reported_in_status_and_one_warning(
+    cluster: EmulatedCluster, operator: Any
+) -> None:
+    """Defence in depth (issue 8): a pod field that passes the CRD schema but not the API
+    server's Go validation (an empty toleration key needs operator Exists)."""
+    assert cluster.emulator is not None
+    cluster.emulator.refuse(
+        "deployments",
+        "reject-m",
+        invalid_status(
+            "Deployment.apps",
+            "reject-m",
+            "spec.template.spec.tolerations[0].operator",
+            "Required value",
         ),
-        what="an Applied event naming the patched child",
     )
+    toleration = {"operator": "Equal", "value": "x"}
+    cluster.post(
+        MODELS.format(ns=NS), trtmodel("reject-m", NS, serving={"tolerations": [toleration]})
+    )
+    status = wait_for(
+        lambda: (s := status_of(cluster, "reject-m")).get("phase") and s, what="status"
+    )
+    ready = condition(status, "Ready")
+    assert status["phase"] == "Failed"
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidChild")
+    assert "tolerations[0].operator: Required value" in ready["message"]
+    assert cluster.get(f"{SERVICES.format(ns=NS)}/reject-m") is not None  # the rest exists
+    # The Service's own watch event converges again and meets the same refusal: still one
+    # status write and one Warning.
+    cluster.patch(f"{SERVICES.format(ns=NS)}/reject-m", {"metadata": {"labels": {"x": "y"}}})
+    settle(cluster, quiet=1.5)
+    (warning,) = events_for(cluster, "reject-m")
+    assert (warning["type"], warning["reason"]) == ("Warning", "InvalidChild")
+    assert "Required value" in warning["message"]
+    assert writes_about(cluster, "reject-m").count("PATCH trtmodels/status") == 1
+
+
+def test_deployment_and_pod_changes_coalesce_into_one_status_write_and_one_event(
+    cluster: EmulatedCluster, operator: Any
+) -> None:
+    deployment = create_and_wait(cluster, "burst-m")
+    settle(cluster, quiet=1.5)
+    mark = len(cluster.requests())
+    report = {"v": 1, "result": "Succeeded", "reason": "Succeeded", "exitCode": 0,
+              "message": "converted burst-m to FP16"}  # fmt: skip
+    running = {"name": "convert", "ready": False, "restartCount": 0, "state": {"running": {}}}
+    pod = serving_pod("burst-m", deployment, running)
+    # Within a fraction of a second, as a kubelet and the Deployment controller report.
+    cluster.post(PODS.format(ns=NS), pod)
+    done = {**running, "ready": True, "state": {"terminated": {"exitCode": 0,
+            "message": json.dumps(report)}}}  # fmt: skip
+    cluster.patch(f"{PODS.format(ns=NS)}/burst-m-abc12", {"status": {"phase": "Running",
+                  "initContainerStatuses": [done]}})  # fmt: skip
+    cluster.patch(
+        f"{DEPLOYMENTS.format(ns=NS)}/burst-m",
+        {"status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+                    "updatedReplicas": 1}},
+    )  # fmt: skip
+    wait_for(lambda: status_of(cluster, "burst-m").get("phase") == "Ready", what="Ready")
+    settle(cluster, quiet=1.5)
+    assert writes_about(cluster, "burst-m", since=mark) == [
+        "PATCH trtmodels/status",
+        "POST events",
+    ]
+    (event,) = events_for(cluster, "burst-m")
+    assert (event["type"], event["reason"]) == ("Normal", "ModelAvailable")
+    assert "converted burst-m to FP16" in event["message"]  # the conversion, same Event
 
 
 def test_failed_converter_termination_message_fails_the_model(
@@ -322,4 +412,4 @@ def test_metrics_endpoint_counts_what_the_operator_did(
     created = 'trtserve_child_actions_total{action="create",kind="Deployment"}'
     assert int(samples[created]) >= 1
     assert int(samples["trtserve_status_writes_total"]) >= 1
-    assert int(samples['trtserve_events_total{type="Normal"}']) >= 1
+    assert 'trtserve_child_actions_total{action="noop",kind="Service"}' in samples

@@ -14,6 +14,7 @@ from kmock_cluster import (
     DEPLOYMENTS,
     MODELS,
     EmulatedCluster,
+    operator_metrics,
     operator_running,
     permission_of,
     settle,
@@ -61,18 +62,29 @@ def converged(cluster: EmulatedCluster) -> EmulatedCluster:
 
 
 def test_resume_without_changes_makes_no_write_request(converged: EmulatedCluster) -> None:
+    # r3 carries the annotations kopf wrote for operator versions before issue 10: they are
+    # ignored, and not cleaned up (that would be a write per model).
+    converged.patch(
+        f"{MODELS.format(ns=NS)}/r3",
+        {"metadata": {"annotations": {
+            "trtserve.io/kopf-managed": "yes",
+            "trtserve.io/last-handled-configuration": '{"spec":{"serving":{"replicas":1}}}\n',
+        }}},
+    )  # fmt: skip
     mark = len(converged.requests())
     with operator_running() as runner:
-        wait_for(
-            lambda: any(
-                "trtmodels?watch=true" in str(r.url)
-                for r in converged.operator_requests(since=mark)
+        looked_at = wait_for(
+            lambda: (
+                operator_metrics().get(
+                    'trtserve_child_actions_total{action="noop",kind="Deployment"}', 0
+                )
+                >= len(NAMES)
             ),
-            what="the second operator to watch TRTModels",
+            what="the second operator to look at every model",
         )
         settle(converged, quiet=1.5)
+    assert looked_at
     assert runner.exception is None
-    assert runner.output.count("Resuming is processed") == len(NAMES)
     writes = converged.writes(since=mark)
     assert writes == [], f"writes after a restart with nothing changed: {describe(writes)}"
 

@@ -11,6 +11,7 @@ from trtserve_operator.services.builders.target import Target
 from trtserve_operator.services.status import (
     Blocker,
     compute_status,
+    invalid_spec_status,
     status_merge_patch,
     status_to_wire,
 )
@@ -58,7 +59,7 @@ def test_no_pod_yet_is_pending() -> None:
     assert result.status.endpoint.rest == "http://m.ns.svc:8501/v1/models/m"
     assert result.status.selector == "app.kubernetes.io/instance=m,app.kubernetes.io/name=trtserve"
     assert all(c.observed_generation == 3 for c in result.status.conditions or [])
-    assert result.transitions == []  # "not converted yet" on a new TRTModel is no news
+    assert result.event is None  # "not converted yet" on a new TRTModel is no news
 
 
 def test_running_converter_is_converting() -> None:
@@ -79,7 +80,10 @@ def test_failed_converter_report_becomes_reason_and_conversion_status() -> None:
     assert "no signature 'x'" in ready.message
     assert result.status.conversion is not None
     assert result.status.conversion.exit_code == 21
-    assert any(t.warning and t.reason == "SignatureNotFound" for t in result.transitions)
+    assert result.event is not None
+    assert result.event.warning
+    assert result.event.reason == "SignatureNotFound"
+    assert "no signature 'x'" in result.event.message
 
 
 def test_crash_loop_keeps_failed_from_last_state() -> None:
@@ -127,7 +131,9 @@ def test_ready_replicas_make_ready_and_transition_time_only_moves_on_change() ->
     assert by_type["Ready"].last_transition_time == T1
     assert by_type["Converted"].last_transition_time == T0  # unchanged: still True
     assert ready.status.ready_replicas == 2
-    assert {t.reason for t in ready.transitions} == {"ModelAvailable", "MinimumReplicasAvailable"}
+    # One Event for the update, though Ready and Available both changed.
+    assert ready.event is not None
+    assert (ready.event.warning, ready.event.reason) == (False, "ModelAvailable")
 
     again = compute_status(
         TARGET,
@@ -136,7 +142,7 @@ def test_ready_replicas_make_ready_and_transition_time_only_moves_on_change() ->
         previous=ready.status,
         now="2026-01-01T01:00:00Z",
     )
-    assert again.transitions == []
+    assert again.event is None
     assert status_merge_patch(status_to_wire(ready.status), status_to_wire(again.status)) == {}
 
 
@@ -174,3 +180,88 @@ def test_merge_patch_removes_dropped_keys_and_nests() -> None:
         "phase": "Ready",
         "conversion": {"gpu": None, "reason": "Succeeded"},
     }
+
+
+def test_only_actionable_transitions_are_events_and_at_most_one_per_update() -> None:
+    running = [pod({"state": {"running": {"startedAt": T0}}})]
+    converting = compute_status(
+        TARGET, deployment=deployment(), pods=running, previous=None, now=T0
+    )
+    assert converting.event is None  # converting: progress, no Event
+    ok = report(result="Succeeded", reason="Succeeded", exitCode=0, message="converted 3 ops")
+    done = [pod({"state": {"terminated": {"exitCode": 0, "message": ok}}})]
+    converted = compute_status(
+        TARGET, deployment=deployment(), pods=done, previous=converting.status, now=T1
+    )
+    assert converted.event is not None  # the conversion finished
+    assert (converted.event.warning, converted.event.reason) == (False, "Converted")
+    assert "converted 3 ops" in converted.event.message
+    ready = compute_status(
+        TARGET,
+        deployment=deployment(replicas=2, readyReplicas=2, availableReplicas=2, updatedReplicas=2),
+        pods=done,
+        previous=converted.status,
+        now=T1,
+    )
+    assert ready.event is not None
+    assert ready.event.reason == "ModelAvailable"
+    # A rollout makes Ready False for a while: no Event (nothing to act on).
+    rolling = compute_status(
+        TARGET,
+        deployment=deployment(replicas=3, readyReplicas=2, availableReplicas=2, updatedReplicas=1),
+        pods=done,
+        previous=ready.status,
+        now=T1,
+    )
+    assert conditions(rolling)["Ready"].status is ConditionStatus.FALSE
+    assert rolling.event is None
+
+
+def test_conversion_finished_and_ready_at_once_is_one_event_naming_both() -> None:
+    ok = report(result="Succeeded", reason="Succeeded", exitCode=0, message="converted 3 ops")
+    done = [pod({"state": {"terminated": {"exitCode": 0, "message": ok}}})]
+    result = compute_status(
+        TARGET,
+        deployment=deployment(replicas=2, readyReplicas=2, availableReplicas=2, updatedReplicas=2),
+        pods=done,
+        previous=None,
+        now=T0,
+    )
+    assert result.event is not None
+    assert result.event.reason == "ModelAvailable"
+    assert "Ready=True" in result.event.message
+    assert "Converted=True: converted 3 ops" in result.event.message
+
+
+def test_a_failure_is_announced_once() -> None:
+    failed = [pod({"state": {"terminated": {"exitCode": 31, "message": report()}}})]
+    first = compute_status(TARGET, deployment=deployment(), pods=failed, previous=None, now=T0)
+    assert first.event is not None
+    assert (first.event.warning, first.event.reason) == (True, "ConversionFailed")
+    again = compute_status(
+        TARGET, deployment=deployment(), pods=failed, previous=first.status, now=T1
+    )
+    assert again.event is None
+
+
+def test_invalid_spec_keeps_the_rest_of_the_status_and_announces_once() -> None:
+    before = status_to_wire(
+        compute_status(TARGET, deployment=deployment(), pods=[], previous=None, now=T0).status
+    )
+    new, event = invalid_spec_status(
+        before, generation=4, message="spec.serving.replicas: must be >= 0", now=T1
+    )
+    ready = next(c for c in new["conditions"] if c["type"] == "Ready")
+    assert (new["phase"], new["observedGeneration"]) == ("Failed", 4)
+    assert (ready["reason"], ready["status"], ready["observedGeneration"]) == (
+        "InvalidSpec",
+        "False",
+        4,
+    )
+    assert ready["lastTransitionTime"] == T0  # Ready was already False
+    assert new["endpoint"] == before["endpoint"]
+    assert event is not None
+    assert (event.warning, event.reason) == (True, "InvalidSpec")
+    again, second = invalid_spec_status(new, generation=4, message=ready["message"], now=T1)
+    assert second is None
+    assert status_merge_patch(new, again) == {}

@@ -42,13 +42,21 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- end -}}
 
-{{/* repository:tag[@digest] */}}
-{{- define "trtserve.operatorImage" -}}
-{{- $image := printf "%s:%s" .Values.image.repository .Values.image.tag -}}
-{{- if .Values.image.digest -}}
-{{- $image = printf "%s@%s" $image .Values.image.digest -}}
+{{/* repository:tag[@digest] of an image value (image, converterImage) */}}
+{{- define "trtserve.image" -}}
+{{- $image := printf "%s:%s" .repository .tag -}}
+{{- if .digest -}}
+{{- $image = printf "%s@%s" $image .digest -}}
 {{- end -}}
 {{- $image -}}
+{{- end -}}
+
+{{- define "trtserve.operatorImage" -}}
+{{- include "trtserve.image" .Values.image -}}
+{{- end -}}
+
+{{- define "trtserve.converterImage" -}}
+{{- include "trtserve.image" .Values.converterImage -}}
 {{- end -}}
 
 {{/*
@@ -58,10 +66,10 @@ off). tests/chart/test_chart_rbac.py keeps them equal.
 All resources are namespaced: granted cluster-wide (ClusterRole) or per watched namespace (Role).
 */}}
 {{- define "trtserve.rules" -}}
-# TRTModels: kopf watches them and patches their annotations (progress, diff-base) and finalizers.
+# TRTModels: kopf lists and watches them; the operator never writes their metadata or spec.
 - apiGroups: ["trtserve.io"]
   resources: ["trtmodels"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch"]
 # Conditions and the conversion report are written to the status subresource only.
 - apiGroups: ["trtserve.io"]
   resources: ["trtmodels/status"]
@@ -85,7 +93,7 @@ All resources are namespaced: granted cluster-wide (ClusterRole) or per watched 
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
-# Events about conversions (the adapter) and handler failures (kopf posts core/v1 events).
+# Events on TRTModels for transitions a person acts on: Ready, a failure, conversion done.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

@@ -7,9 +7,11 @@ turns their JSON Schema (pydantic's) into a Kubernetes *structural* schema:
 * ``Optional[X]`` becomes plain ``X`` that may be left out (never ``nullable``);
 * objects whose children all have defaults get ``default: {}``, so the API server defaults
   ``spec.serving`` and therefore ``spec.serving.replicas``, the scale subresource's field;
-* ``dict[str, Any]`` (tolerations, affinity, env: embedded core types) becomes
-  ``x-kubernetes-preserve-unknown-fields``; every other object is closed, so unknown fields
-  are pruned or, with strict field validation, rejected;
+* the embedded core types (tolerations, affinity, env) arrive as their real, already
+  structural Kubernetes schemas (:mod:`trtserve_operator.api.corev1`); a bare
+  ``dict[str, Any]`` would become ``x-kubernetes-preserve-unknown-fields`` (none is left);
+  every object is closed, so unknown fields are pruned or, with strict field validation,
+  rejected;
 * ``exclusiveMinimum: n`` becomes OpenAPI v3.0's ``minimum: n, exclusiveMinimum: true``.
 
 ``python -m trtserve_operator.api.crd`` prints the CRD as YAML; ``crds/trtmodels.yaml`` is

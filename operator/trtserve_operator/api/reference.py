@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from trtserve_operator.api import corev1
 from trtserve_operator.api.crd import build_crd
 
 BEGIN = "<!-- BEGIN GENERATED REFERENCE: python -m trtserve_operator.api.reference docs/api.md -->"
@@ -50,16 +51,30 @@ def _type(node: Schema) -> str:
     return kind
 
 
+def core_type(node: Schema) -> str | None:
+    """The embedded core/v1 type ``node`` (or its list item) is, if any: the reference
+    links to Kubernetes' documentation instead of repeating its fields."""
+    if node.get("type") == "array" and isinstance(node.get("items"), dict):
+        node = node["items"]
+    for name, schema in corev1.schemas().items():
+        if "properties" in node and node["properties"] == schema["properties"]:
+            return name
+    return None
+
+
 def _constraints(node: Schema) -> str:
     parts: list[str] = []
+    embedded = core_type(node)
+    if embedded:
+        parts.append(
+            f"core/v1 {embedded}: validated with the Kubernetes {corev1.KUBERNETES_VERSION} schema"
+        )
     if "enum" in node:
         parts.append("one of " + ", ".join(f"`{value}`" for value in node["enum"]))
     for key, label in _BOUNDS:
         if key in node:
             shown = ">" if key == "minimum" and node.get("exclusiveMinimum") else label
             parts.append(f"{shown} `{node[key]}`")
-    if node.get("x-kubernetes-preserve-unknown-fields"):
-        parts.append("free-form (core/v1 type)")
     return "; ".join(parts)
 
 
@@ -69,6 +84,8 @@ def fields(schema: Schema, prefix: str = "") -> Iterator[tuple[str, Schema, bool
     for name, node in (schema.get("properties") or {}).items():
         path = f"{prefix}.{name}" if prefix else name
         yield path, node, name in required
+        if core_type(node):
+            continue
         child = node
         if node.get("type") == "array" and isinstance(node.get("items"), dict):
             child = node["items"]

@@ -31,11 +31,13 @@ MANAGED_SERVER_FLAGS = (
     "model_name",
     "model_base_path",
     "model_config_file",
+    "enable_model_warmup",
     "enable_batching",
     "batching_parameters_file",
     "per_process_gpu_memory_fraction",
 )
-"""tensorflow_model_server flags the operator sets from the spec; extraArgs may not."""
+"""tensorflow_model_server flags the operator sets (from the spec, or always, like
+``--enable_model_warmup=true`` for the converter's warmup records); extraArgs may not."""
 MANAGED_FLAG_PATTERN = r"^--?(" + "|".join(MANAGED_SERVER_FLAGS) + r")(=|$)"
 
 MAX_RANK = 16

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from trtserve_operator.api import rules
+from trtserve_operator.api.corev1 import QUANTITY_PATTERN, CoreType
 from trtserve_operator.api.validation import rule_error
 
 GROUP = "trtserve.io"
@@ -79,10 +80,6 @@ def _quantity_to_str(value: Any) -> Any:
     return value
 
 
-QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
-    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
-)
 Quantity = Annotated[
     str,
     BeforeValidator(_quantity_to_str),
@@ -179,7 +176,8 @@ class Source(ApiModel):
             ge=1,
             description=(
                 "Model version to take when the source holds numbered version directories; "
-                "default: the highest. It is also the version served."
+                "default: the highest. The version served keeps this number (a source "
+                "without numbered directories is served as version 1)."
             ),
         ),
     ] = None
@@ -256,16 +254,34 @@ class Accuracy(ApiModel):
         Field(description="Run the accuracy gate; default: on for FP16 and INT8, off otherwise."),
     ] = None
     samples: Annotated[int, Field(ge=1, le=100000, description="Inputs to compare.")] = 32
-    rtol: Annotated[float, Field(ge=0, description="Relative tolerance per output value.")] = 0.01
-    atol: Annotated[float, Field(ge=0, description="Absolute tolerance per output value.")] = 0.001
+    rtol: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            description=(
+                "Relative tolerance per output value; default per precision: FP32 0.001, "
+                "FP16 0.05, INT8 0.1, NATIVE 1e-05."
+            ),
+        ),
+    ] = None
+    atol: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            description=(
+                "Absolute tolerance per output value; default per precision: FP32 0.001, "
+                "FP16 0.05, INT8 0.5, NATIVE 1e-05."
+            ),
+        ),
+    ] = None
     min_top1_agreement: Annotated[
         float | None,
         Field(
             ge=0,
             le=1,
             description=(
-                "For classifier outputs: minimum fraction of inputs whose top-1 class agrees; "
-                "when set, replaces rtol/atol for outputs of rank 2."
+                "For classifier outputs (rank 2, more than one column): minimum fraction of "
+                "inputs whose top-1 class agrees; when set, replaces rtol/atol for them."
             ),
         ),
     ] = None
@@ -522,11 +538,16 @@ class Serving(ApiModel):
         ),
     ] = None
     tolerations: Annotated[
-        list[Annotated[dict[str, Any], Field(description="A core/v1 Toleration.")]] | None,
-        Field(max_length=64, description="Tolerations of the serving pods (core/v1 Toleration)."),
+        list[Annotated[dict[str, Any], CoreType("Toleration")]] | None,
+        Field(
+            max_length=64,
+            description="Tolerations of the serving pods (core/v1 Toleration).",
+            # PodSpec.tolerations' own list type.
+            json_schema_extra={"x-kubernetes-list-type": "atomic"},
+        ),
     ] = None
     affinity: Annotated[
-        dict[str, Any] | None,
+        Annotated[dict[str, Any], CoreType("Affinity")] | None,
         Field(description="Affinity of the serving pods (core/v1 Affinity)."),
     ] = None
     batching: Annotated[Batching, Field(description="Server-side batching.")] = Batching()
@@ -540,15 +561,24 @@ class Serving(ApiModel):
         Field(
             max_length=64,
             description=(
-                "Extra tensorflow_model_server arguments, e.g. --enable_model_warmup=true; not "
-                "the flags the operator sets (port, model, batching, GPU memory fraction)."
+                "Extra tensorflow_model_server arguments, e.g. "
+                "--tensorflow_intra_op_parallelism=4; not the flags the operator sets (ports, "
+                "model, warmup, batching, GPU memory fraction)."
             ),
             json_schema_extra=_cel(rules.MANAGED_FLAGS),
         ),
     ] = None
     env: Annotated[
-        list[Annotated[dict[str, Any], Field(description="A core/v1 EnvVar.")]] | None,
-        Field(max_length=64, description="Extra environment of the serving container (EnvVar)."),
+        list[Annotated[dict[str, Any], CoreType("EnvVar")]] | None,
+        Field(
+            max_length=64,
+            description="Extra environment of the serving container (core/v1 EnvVar).",
+            # Container.env's own list type: names are unique.
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
+        ),
     ] = None
 
     @field_validator("extra_args")
@@ -566,6 +596,16 @@ class Serving(ApiModel):
                 rules.GPU_PRODUCT_SELECTOR.field_path or "", rules.GPU_PRODUCT_SELECTOR.message
             )
         return self
+
+    @field_validator("env")
+    @classmethod
+    def _env_names_unique(cls, env: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        """Container.env is a list map keyed by name: the CRD rejects a repeated name too."""
+        names = [item["name"] for item in env or []]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise rule_error("", f"duplicate env name(s) {', '.join(duplicates)}")
+        return env
 
 
 class Cache(ApiModel):

@@ -1,9 +1,8 @@
 """Delayed retries for work triggered by watch events.
 
-kopf retries failed TRTModel handlers itself (``TemporaryError``), but not ``on.event``
-handlers: a converge that failed on a transient API error after a child changed would
-only be repeated by the next event. This schedules it again with backoff, at most one
-pending retry per TRTModel.
+kopf does not retry ``on.event`` handlers, and every handler of the operator is one: a
+converge that failed on a transient API error would only be repeated by the next event.
+This schedules it again with backoff, at most one pending retry per TRTModel.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx2
 from lightkube import ApiError, AsyncClient, KubeConfig
+from lightkube.config import client_adapter
 from lightkube.core.exceptions import ConfigError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.types import PatchType
@@ -97,6 +98,66 @@ def generic_class(resource: ApiResource) -> Any:
     return create_namespaced_resource(
         resource.group, resource.version, resource.kind, resource.plural
     )
+
+
+REACHABLE_TIMEOUT = 5.0
+"""Seconds :func:`check_reachable` waits to connect and for the answer: one attempt, no
+retry, so a closed port or a stopped cluster is reported at once."""
+
+
+def _where(config: KubeConfig, context: str | None) -> str:
+    """``context NAME of FILE`` (or the in-cluster service account) for messages."""
+    if config.fname is None:
+        return "the in-cluster service account"
+    return f"context {context or '?'} of {config.fname}"
+
+
+def check_reachable(config: KubeConfig, timeout: float = REACHABLE_TIMEOUT) -> str:
+    """``GET /version`` once with ``config``'s current context and credentials.
+
+    Returns ``Kubernetes vX.Y.Z at URL (context NAME of FILE)``; raises a one-line
+    :class:`ConfigurationError` naming the server, the context and the kubeconfig, and
+    what to do, when the server cannot be reached or refuses the credentials. The operator
+    runs it before kopf starts (kopf would retry for about a minute, then print a
+    traceback) and ``make run`` before ``kubectl apply`` (which would print kubectl's
+    "failed to download openapi" advice).
+    """
+    try:
+        single = config.get()
+        if single is None:  # only with a default, which is not given: for the type checker
+            raise ConfigError("no current context")
+    except ConfigError as error:
+        where = f"the kubeconfig {config.fname}" if config.fname else "the configuration"
+        raise ConfigurationError(
+            f"no usable Kubernetes context in {where} ({error}): choose one with "
+            "`kubectl config use-context NAME`"
+        ) from error
+    server = single.cluster.server
+    where = _where(config, single.context_name)
+    params = client_adapter.ConnectionParams(timeout=httpx2.Timeout(timeout))
+    try:
+        with client_adapter.Client(single, params) as http:
+            response = http.get("/version")
+    except (httpx2.HTTPError, OSError, ValueError) as error:
+        detail = str(error) or type(error).__name__
+        raise ConfigurationError(
+            f"cannot reach the Kubernetes API server {server} ({where}): {detail}; start the "
+            "cluster, or point at a running one with `kubectl config use-context NAME` or "
+            "KUBECONFIG=FILE"
+        ) from error
+    if response.status_code == 401:
+        raise ConfigurationError(
+            f"the Kubernetes API server {server} refused the credentials of {where} "
+            "(401 Unauthorized): log in again or refresh the kubeconfig's user"
+        )
+    try:
+        version = str(response.json().get("gitVersion") or "")
+    except ValueError:
+        version = ""
+    if not version:
+        # e.g. 403 on /version: the server still answered, with these credentials.
+        version = f"(version not readable: HTTP {response.status_code})"
+    return f"Kubernetes {version} at {server} ({where})"
 
 
 def _now() -> str:

@@ -1,8 +1,8 @@
 """Every (apiGroup, resource, verb) the operator process needs: the chart's RBAC source.
 
 It covers the adapter (:mod:`trtserve_operator.kube.client`) and kopf as the operator runs
-it: ``--standalone`` (no peering objects), namespace/CRD scanning disabled, progress and
-diff-base kept in annotations (a patch of the TRTModel), posting of warning events.
+it: ``--standalone`` (no peering objects), namespace/CRD scanning disabled, no progress or
+diff-base storage and no event posting (kopf only lists and watches).
 Discovery (``/api``, ``/apis/...``) is a non-resource URL granted to every authenticated
 user by the default ``system:discovery`` role. A test records every request the operator
 makes against the kmock emulator and checks it is covered here.
@@ -26,8 +26,8 @@ def _grant(api_group: str, resource: str, *verbs: str) -> set[Permission]:
 
 
 REQUIRED_PERMISSIONS: frozenset[Permission] = frozenset(
-    # kopf watches TRTModels and patches their annotations (progress, diff-base).
-    _grant(GROUP, PLURAL, "get", "list", "watch", "patch")
+    # kopf lists and watches TRTModels; nothing writes their metadata or spec.
+    _grant(GROUP, PLURAL, "get", "list", "watch")
     # The adapter writes the status subresource only.
     | _grant(GROUP, f"{PLURAL}/status", "patch")
     # Children carry ownerReferences with blockOwnerDeletion: true, which the
@@ -40,6 +40,6 @@ REQUIRED_PERMISSIONS: frozenset[Permission] = frozenset(
     | _grant("", "configmaps", "get", "list", "watch", "create", "patch")
     # Pods are only read, for the converter's termination message and readiness.
     | _grant("", "pods", "list", "watch")
-    # Events: the adapter's transitions and kopf's warnings.
+    # Events: the adapter's, for transitions a person acts on (kopf posts none).
     | _grant("", "events", "create")
 )

@@ -1,8 +1,12 @@
 """TRTModel status from what exists: the Deployment, its Pods and the converter's report.
 
 Pure functions: the caller passes the observed objects and the previous status and gets
-the new status plus the transitions to announce as Events. ``lastTransitionTime`` only
-changes when a condition's status changes.
+the new status plus at most one Event to post. ``lastTransitionTime`` only changes when a
+condition's status changes.
+
+Events are only posted for transitions a person acts on (see :func:`announcement`): the
+model became Ready, something failed, or the conversion finished. Progress ("Converting",
+"Starting", children created) is visible in the status and the logs, not as Events.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ CONVERTED = "Converted"
 AVAILABLE = "Available"
 READY = "Ready"
 CONDITION_TYPES = (CONVERTED, AVAILABLE, READY)
+INVALID_SPEC = "InvalidSpec"
+INVALID_CHILD = "InvalidChild"
+"""Ready reason when the API server rejected a rendered child as invalid (422)."""
+CHILD_REJECTED = "ChildRejected"
+"""Ready reason when the API server refused a child write for another reason (400, 403...)."""
 
 
 @dataclass(frozen=True)
@@ -42,17 +51,21 @@ class Blocker:
 
 @dataclass(frozen=True)
 class Transition:
-    """A condition that changed: announced as a Kubernetes Event on the TRTModel."""
+    """A change worth a Kubernetes Event on the TRTModel (``Warning`` when ``warning``)."""
 
     warning: bool
     reason: str
     message: str
 
 
+CONVERSION_FINISHED = "Converted"
+"""Event reason when the conversion succeeded (the condition's own reason is ``Succeeded``)."""
+
+
 @dataclass(frozen=True)
 class StatusResult:
     status: TRTModelStatus
-    transitions: list[Transition]
+    event: Transition | None
 
 
 @dataclass(frozen=True)
@@ -160,16 +173,49 @@ def _condition(
     )
 
 
-def _announced(before: Condition | None, now: Condition, *, warning: bool) -> bool:
-    """Whether a condition change is worth an Event.
+def _changed(before: Condition | None, now: Condition) -> bool:
+    return before is None or (before.status, before.reason) != (now.status, now.reason)
 
-    A change of status or reason is; a condition seen for the first time only when it
-    already says something (True, or a failure): "not converted yet" on a new TRTModel
-    is no news.
+
+def announcement(
+    before: Mapping[str, Condition], now: Sequence[Condition], failures: set[str]
+) -> Transition | None:
+    """The one Event of a status update, if a person would act on what changed.
+
+    - a failure (``failures``: condition types whose verdict is a failure) that is new or
+      has a new reason: ``Warning``, the failure's reason (``Ready`` carries it when both
+      ``Converted`` and ``Ready`` fail);
+    - ``Ready`` became ``True``: ``Normal``, ``ModelAvailable``;
+    - ``Converted`` became ``True`` (the conversion finished): ``Normal``, ``Converted``.
+
+    When several happen at once they make one Event: the first of the list above gives the
+    type and reason, the message names them all. Everything else (pending, converting,
+    starting, a rollout making Ready briefly False) is no Event: it is in the status.
     """
-    if before is None:
-        return warning or now.status is ConditionStatus.TRUE
-    return (before.status, before.reason) != (now.status, now.reason)
+    changed = {c.type: c for c in now if _changed(before.get(c.type), c)}
+    failed = [
+        changed[kind]
+        for kind in (READY, CONVERTED, AVAILABLE)
+        if kind in changed and kind in failures
+    ]
+    news: list[Condition] = []
+    if failed:
+        news.append(failed[0])
+    for kind in (READY, CONVERTED):
+        condition = changed.get(kind)
+        if condition is not None and condition.status is ConditionStatus.TRUE:
+            news.append(condition)
+    if not news:
+        return None
+    first = news[0]
+    if first.type in failures:
+        reason, warning = first.reason, True
+    elif first.type == READY:
+        reason, warning = first.reason, False
+    else:
+        reason, warning = CONVERSION_FINISHED, False
+    message = "; ".join(f"{c.type}={c.status.value}: {c.message}" for c in news)
+    return Transition(warning=warning, reason=reason, message=message)
 
 
 def compute_status(
@@ -182,7 +228,7 @@ def compute_status(
     config_hash: str | None = None,
     blocker: Blocker | None = None,
 ) -> StatusResult:
-    """The status the TRTModel should have now, and the transitions since ``previous``."""
+    """The status the TRTModel should have now, and the Event to post since ``previous``."""
     conversion = combined_conversion(current_pods(pods, config_hash))
     converted = _converted(conversion)
     verdicts = {
@@ -194,15 +240,7 @@ def compute_status(
     conditions = [
         _condition(kind, verdicts[kind], before, target.generation, now) for kind in CONDITION_TYPES
     ]
-    transitions = [
-        Transition(
-            warning=verdicts[c.type].warning,
-            reason=c.reason,
-            message=f"{c.type}={c.status.value}: {c.message}",
-        )
-        for c in conditions
-        if _announced(before.get(c.type), c, warning=verdicts[c.type].warning)
-    ]
+    failures = {kind for kind, verdict in verdicts.items() if verdict.warning}
     status = TRTModelStatus(
         phase=_phase(converted, verdicts[READY]),
         observed_generation=target.generation,
@@ -213,7 +251,7 @@ def compute_status(
         endpoint=Endpoint(grpc=grpc_endpoint(target), rest=rest_endpoint(target)),
         conversion=conversion.report or (previous.conversion if previous else None),
     )
-    return StatusResult(status=status, transitions=transitions)
+    return StatusResult(status=status, event=announcement(before, conditions, failures))
 
 
 def status_to_wire(status: TRTModelStatus) -> dict[str, Any]:
@@ -234,3 +272,30 @@ def status_merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[s
         else:
             patch[key] = value
     return patch
+
+
+def invalid_spec_status(
+    old: Mapping[str, Any], *, generation: int, message: str, now: str
+) -> tuple[dict[str, Any], Transition | None]:
+    """``Ready=False``/``InvalidSpec`` on a TRTModel whose spec does not validate (the rest
+    of the stored status is kept: it still describes what runs), and its Event when the
+    spec was not already reported invalid."""
+    conditions = [c for c in old.get("conditions") or [] if c.get("type") != READY]
+    before: Mapping[str, Any] = next(
+        (c for c in old.get("conditions") or [] if c.get("type") == READY), {}
+    )
+    unchanged = before.get("status") == ConditionStatus.FALSE.value
+    ready = {
+        "type": READY,
+        "status": ConditionStatus.FALSE.value,
+        "observedGeneration": generation,
+        "lastTransitionTime": before.get("lastTransitionTime") if unchanged else now,
+        "reason": INVALID_SPEC,
+        "message": message[:32768],
+    }
+    new = {**old, "phase": Phase.FAILED.value, "observedGeneration": generation}
+    new["conditions"] = [*conditions, ready]
+    event = None
+    if before.get("reason") != INVALID_SPEC:
+        event = Transition(warning=True, reason=INVALID_SPEC, message=f"Ready=False: {message}")
+    return new, event

@@ -9,11 +9,17 @@ from trtserve_operator.api.v1alpha1 import API_VERSION, KIND, TRTModelSpec
 from trtserve_operator.services.builders.deployment import serving_image
 from trtserve_operator.services.builders.images import unsupported_serving_image
 from trtserve_operator.services.builders.target import Target
-from trtserve_operator.services.status import Blocker
+from trtserve_operator.services.status import INVALID_SPEC, Blocker
 from trtserve_operator.settings import Settings
 
 UNSUPPORTED_SERVING_IMAGE = "UnsupportedServingImage"
-INVALID_SPEC = "InvalidSpec"
+__all__ = [
+    "INVALID_SPEC",
+    "UNSUPPORTED_SERVING_IMAGE",
+    "blocker_for",
+    "object_reference",
+    "target_from_body",
+]
 
 
 def target_from_body(body: Mapping[str, Any]) -> Target:

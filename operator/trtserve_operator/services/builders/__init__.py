@@ -28,20 +28,34 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Children:
-    """Every object the operator keeps for one TRTModel, in apply order."""
+    """Every object the operator keeps for one TRTModel, in apply order.
 
-    configmap: dict[str, Any]
+    The batching ConfigMap exists only while batching is enabled: nothing else reads it.
+    """
+
+    configmap: dict[str, Any] | None
     service: dict[str, Any]
     deployment: dict[str, Any]
 
     def all(self) -> list[dict[str, Any]]:
-        return [self.configmap, self.service, self.deployment]
+        return self.wanted(deployment=True)
+
+    def wanted(self, *, deployment: bool) -> list[dict[str, Any]]:
+        """The children to apply, in order (the ConfigMap before the Deployment that mounts
+        it); without the Deployment when its rollout is refused."""
+        children = [self.configmap] if self.configmap is not None else []
+        children.append(self.service)
+        if deployment:
+            children.append(self.deployment)
+        return children
 
 
 def build_children(target: Target, settings: Settings) -> Children:
     """All children of ``target`` rendered with the operator's settings."""
     return Children(
-        configmap=build_batching_configmap(target),
+        configmap=(
+            build_batching_configmap(target) if target.spec.serving.batching.enabled else None
+        ),
         service=build_service(target),
         deployment=build_deployment(
             target,

@@ -14,8 +14,10 @@ from trtserve_operator.services.builders.target import Target
 
 
 def build_batching_configmap(target: Target) -> dict[str, Any]:
-    """ConfigMap ``<name>-batching`` with ``batching.config`` (always rendered, mounted only
-    when batching is enabled, so toggling batching is a plain rollout)."""
+    """ConfigMap ``<name>-batching`` with ``batching.config``, mounted by the serving
+    container. Only kept while batching is enabled (see :class:`..Children`): turning
+    batching off leaves an existing one unused and unchanged, and the garbage collector
+    removes it with its TRTModel."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -100,11 +100,12 @@ def _accuracy_args(conversion: Conversion) -> list[str]:
     args: list[str] = []
     if accuracy.enabled is not None:
         args.append("--accuracy-check" if accuracy.enabled else "--no-accuracy-check")
-    args += [
-        f"--accuracy-samples={accuracy.samples}",
-        f"--accuracy-rtol={accuracy.rtol!r}",
-        f"--accuracy-atol={accuracy.atol!r}",
-    ]
+    args.append(f"--accuracy-samples={accuracy.samples}")
+    # Unset tolerances are left to the converter's per-precision defaults (docs/api.md).
+    if accuracy.rtol is not None:
+        args.append(f"--accuracy-rtol={accuracy.rtol!r}")
+    if accuracy.atol is not None:
+        args.append(f"--accuracy-atol={accuracy.atol!r}")
     if accuracy.min_top1_agreement is not None:
         args.append(f"--accuracy-min-top1={accuracy.min_top1_agreement!r}")
     return args

@@ -173,8 +173,14 @@ def parse_manifest(raw: bytes, *, key: str, namespace: str, signing_key: bytes |
     )
 
 
-def verify_files(manifest: Manifest, directory: Path) -> None:
-    """Every listed file has its size and sha256, and nothing else is there."""
+def verify_files(
+    manifest: Manifest, directory: Path, digests: Mapping[str, str] | None = None
+) -> None:
+    """Every listed file has its size and sha256, and nothing else is there.
+
+    `digests`: the sha256 of each file as computed while it was downloaded (no second
+    read); files missing from it are hashed here.
+    """
     from trtserve_converter.cache_key import sha256_file
 
     listed = {path for path, _, _ in manifest.files}
@@ -185,7 +191,8 @@ def verify_files(manifest: Manifest, directory: Path) -> None:
         local = directory.joinpath(*safe_relative(path).parts)
         if local.stat().st_size != size:
             raise BadCacheEntryError(f"{path}: {local.stat().st_size} bytes, manifest says {size}")
-        if sha256_file(local) != digest:
+        actual = (digests or {}).get(path) or sha256_file(local)
+        if actual != digest:
             raise BadCacheEntryError(f"{path}: sha256 differs from the manifest")
 
 
@@ -391,21 +398,28 @@ class ModelCache:
             return None
         return manifest
 
-    def download(self, manifest: Manifest, target: Path) -> None:
-        """The entry's files into `target` (BadCacheEntryError when one cannot be read)."""
+    def download(self, manifest: Manifest, target: Path) -> dict[str, str]:
+        """The entry's files into `target`; the sha256 of each, computed as it arrived.
+
+        BadCacheEntryError when one cannot be read or is larger than the manifest says.
+        """
         assert self.store is not None
         if manifest.total_bytes > self.config.max_source_bytes:
             raise BadCacheEntryError(
                 f"the entry has {manifest.total_bytes} bytes, over --max-source-bytes"
             )
         target.mkdir(parents=True, exist_ok=True)
+        digests = {}
         with self.timed("download"):
-            for path, _size, _digest in manifest.files:
+            for path, size, _digest in manifest.files:
                 local = target.joinpath(*safe_relative(path).parts)
                 try:
-                    self.store.download(self._rel(manifest.entry, path), local)
+                    digests[path] = self.store.download(
+                        self._rel(manifest.entry, path), local, size
+                    )
                 except CacheStoreError as error:
                     raise BadCacheEntryError(str(error)) from error
+        return digests
 
     def reject(self, manifest: Manifest, error: BaseException) -> None:
         self.warn(f"not serving entry {manifest.entry[:8]} of {manifest.key[:12]}: {error}")
@@ -579,7 +593,13 @@ def open_cache(config: ConvertConfig) -> ModelCache | None:
             if not signing_key:
                 problem = "--cache-signing-key-file is empty: cache not used"
     try:
-        store = None if problem else open_store(config.cache_uri, config.cache_credentials_dir)
+        store = (
+            None
+            if problem
+            else open_store(
+                config.cache_uri, config.cache_credentials_dir, writable=config.cache_publish
+            )
+        )
     except CacheStoreError as error:
         problem = f"{error}: cache not used"
         store = None

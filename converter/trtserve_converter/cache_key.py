@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from trtserve_converter.config import ConvertConfig
-from trtserve_converter.fetch import local_path, scheme_of, storage_options, with_retries
+from trtserve_converter.fetch import local_path, scheme_of, with_retries
 
 LOG = logging.getLogger(__name__)
 
@@ -283,14 +283,9 @@ def metadata_identity(uri: str, source_version: int | None = None) -> dict[str, 
     scheme = scheme_of(uri)
     if local_path(uri) is not None or scheme not in OBJECT_STORE_SCHEMES | HTTP_SCHEMES:
         return None
-    import fsspec
+    from trtserve_converter.fetch import open_filesystem
 
-    from trtserve_converter.fetch import translate_error
-
-    try:
-        fs, path = fsspec.core.url_to_fs(uri, **storage_options(scheme))
-    except Exception as error:
-        raise translate_error(error, uri) from error
+    fs, path = open_filesystem(uri, scheme)  # fetch's transport, credentials and retries
     if scheme in HTTP_SCHEMES:
         info = with_retries(lambda: fs.info(path), uri)
         etag = str(info.get("ETag") or "")

@@ -1,9 +1,12 @@
 """The cache's storage: files under one root, on S3, GCS or a local (PVC) directory.
 
-Remote stores use fetch.py's transport (fsspec with the same storage options: time-outs,
-endpoints, credentials) and its retry loop, so there is one S3 and one GCS client and
-one retry policy. The cache's credentials are files in their own directory
-(`--cache-credentials-dir`), because the source's may already be in the environment.
+Remote stores are opened by fetch.open_filesystem, the one place that opens S3 and GCS:
+the same storage options (time-outs, endpoints), botocore and s3fs at one attempt per
+request, gcsfs's core filesystem with its retry decorator bypassed and credentials
+resolved once up front (gcs.py), and fetch.with_retries as the only retry loop. Files
+are copied with fetch.download_file, which hashes them as they arrive. The cache's
+credentials are files in their own directory (`--cache-credentials-dir`), because the
+source's may already be in the environment.
 
 Exclusive creation (locks, manifests): an O_EXCL create locally (the manifest: a link
 of a complete temporary file, so a reader never sees half of it), a conditional PUT
@@ -11,14 +14,11 @@ with `If-None-Match: *` on S3, `ifGenerationMatch=0` on GCS (fsspec's `mode="cre
 of s3fs and gcsfs). A store that cannot do it raises ExclusiveCreateError.
 """
 
-# TensorFlow and the transports are imported lazily: --help, argument errors and a
-# TF-less failure path must stay fast and never import TensorFlow.
-# ruff: noqa: PLC0415
-
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import shutil
@@ -27,7 +27,16 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from trtserve_converter.credentials import SECRET_DIR_ENV
-from trtserve_converter.fetch import local_path, scheme_of, storage_options, with_retries
+from trtserve_converter.errors import ConverterError, SourceTooLarge
+from trtserve_converter.fetch import (
+    ByteBudget,
+    copy_stream,
+    download_file,
+    local_path,
+    open_filesystem,
+    scheme_of,
+    with_retries,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -73,8 +82,6 @@ class CacheStore:
         return f"{self.root}/{safe_relative(rel)}"
 
     def _retry(self, action: Any, rel: str) -> Any:
-        from trtserve_converter.errors import ConverterError
-
         try:
             return with_retries(action, self.describe(rel))
         except ConverterError as error:
@@ -125,13 +132,23 @@ class CacheStore:
         path = self._path(rel)
         self._retry(lambda: self.fs.put_file(str(local), path), rel)
 
-    def download(self, rel: str, local: Path) -> None:
-        """Copy the file to `local`; CacheStoreError (incl. missing) otherwise."""
-        path = self._path(rel)
-        local.parent.mkdir(parents=True, exist_ok=True)
+    def download(self, rel: str, local: Path, size: int) -> str:
+        """Copy the file to `local` and return its sha256 (hashed while it arrives).
 
-        # A missing file is permanent for fetch's retry loop: no retries.
-        self._retry(lambda: self.fs.get_file(path, str(local)), rel)
+        CacheStoreError when it is missing (permanent for fetch's retry loop: no retries),
+        cannot be read, or has more than the `size` bytes the manifest says.
+        """
+        path = self._path(rel)
+        try:
+            digest = download_file(
+                self.fs, path, local, ByteBudget(size, self.describe(rel)), sha256=True
+            )
+        except SourceTooLarge as error:
+            raise CacheStoreError(f"{self.describe(rel)} has more than {size} bytes") from error
+        except ConverterError as error:
+            raise CacheStoreError(error.message) from error
+        assert digest is not None
+        return digest
 
     def remove(self, rels: list[str]) -> None:
         """Delete files, best effort (clean-up only)."""
@@ -215,15 +232,19 @@ class LocalStore(CacheStore):
         except OSError as error:
             raise CacheStoreError(f"cannot write {self.describe(rel)}: {error}") from error
 
-    def download(self, rel: str, local: Path) -> None:
+    def download(self, rel: str, local: Path, size: int) -> str:
         source = self._local(rel)
+        digest = hashlib.sha256()
         try:
-            local.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, local)
+            with source.open("rb") as handle:
+                copy_stream(handle, local, ByteBudget(size, self.describe(rel)), digest)
+        except SourceTooLarge as error:
+            raise CacheStoreError(f"{self.describe(rel)} has more than {size} bytes") from error
         except FileNotFoundError as error:
             raise CacheStoreError(f"{self.describe(rel)} is missing") from error
         except OSError as error:
             raise CacheStoreError(f"cannot read {self.describe(rel)}: {error}") from error
+        return digest.hexdigest()
 
     def remove(self, rels: list[str]) -> None:
         for rel in rels:
@@ -231,21 +252,27 @@ class LocalStore(CacheStore):
                 self._local(rel).unlink()
 
 
-def open_store(uri: str, credentials_dir: str | None) -> CacheStore:
-    """The store of `--cache-uri`, with the cache's own credentials when given."""
+CACHE_SECRET = "the cache's secret (spec.cache.secretRef or the chart's cache.secretName)"
+
+
+def open_store(uri: str, credentials_dir: str | None, *, writable: bool = True) -> CacheStore:
+    """The store of `--cache-uri`, with the cache's own credentials when given.
+
+    Opened through fetch.open_filesystem (no second S3 or GCS client); for gs:// that
+    resolves and refreshes the credentials once, here, so a refused key is a warning at
+    the start, not a failure on the first entry.
+    """
     local = local_path(uri)
     if local is not None:
         return LocalStore(local, uri)
     scheme = scheme_of(uri)
     if scheme not in REMOTE_SCHEMES:
         raise CacheStoreError(f"unsupported cache scheme {scheme!r} in {uri}")
-    import fsspec
-
     # Only files of the cache's secret count (the environment holds the source's keys);
     # without a directory, the pod's default credentials (IRSA, workload identity, env).
     environ = {SECRET_DIR_ENV: credentials_dir} if credentials_dir else None
     try:
-        fs, root = fsspec.core.url_to_fs(uri, **storage_options(scheme, environ))
-    except Exception as error:
-        raise CacheStoreError(f"cannot open the cache {uri}: {error}") from error
+        fs, root = open_filesystem(uri, scheme, environ, writable=writable, secret=CACHE_SECRET)
+    except ConverterError as error:
+        raise CacheStoreError(f"cannot open the cache {uri}: {error.message}") from error
     return CacheStore(fs, root, uri)

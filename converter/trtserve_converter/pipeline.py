@@ -344,9 +344,9 @@ def _install_from_cache(state: RunState, cache: ModelCache, manifest: Manifest) 
     staging = layout.create_staging(output_base, config.model_name, version)
     final = layout.version_dir(output_base, config.model_name, version)
     try:
-        cache.download(manifest, staging)
+        digests = cache.download(manifest, staging)
         with cache.timed("verify"):
-            verify_files(manifest, staging)
+            verify_files(manifest, staging, digests)
         with cache.timed("check"):
             checked = check_model(staging, config.signature_key)
         with state.step("save"):

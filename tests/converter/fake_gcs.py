@@ -15,6 +15,7 @@ import http.server
 import itertools
 import json
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ class FakeGcs:
     conditional_creates: int = 0
     downloads: dict[tuple[str, str], int] = field(default_factory=dict)
     tokens: int = 0
+    requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    unavailable: set[tuple[str, str]] = field(default_factory=set)  # answer 503
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -105,9 +108,22 @@ def _handler(gcs: FakeGcs) -> type[http.server.BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             return [unquote(p) for p in url.path.split("/")], parse_qs(url.query)
 
+        def _failing(self, bucket: str, name: str) -> bool:
+            """Count the request; answer 503 for an object in `gcs.unavailable`."""
+            gcs.requests[(self.command, bucket, name)] += 1
+            if (bucket, name) in gcs.unavailable:
+                self._error(503, "Service Unavailable")
+                return True
+            return False
+
         def do_GET(self) -> None:
             parts, query = self._parts()
             with gcs.lock:
+                name = "/".join(parts[7:] if parts[1] == "download" else parts[6:])
+                if len(parts) > 5 and self._failing(
+                    parts[5 if parts[1] == "download" else 4], name
+                ):
+                    return
                 if parts[1:5] == ["download", "storage", "v1", "b"] and parts[6] == "o":
                     self._download(parts[5], "/".join(parts[7:]))
                 elif parts[1:4] == ["storage", "v1", "b"] and len(parts) > 6 and parts[5] == "o":

@@ -4,15 +4,18 @@ Covered: the source identity from a gcsfs listing (generations), exclusive creat
 `ifGenerationMatch=0` (gcsfs mode="create" -> 412 -> FileExistsError), and a NATIVE
 miss, hit and two concurrent converters with a gs:// source and a gs:// cache.
 
-Not covered (no real GCS here): authentication (service-account keys, workload
-identity), resumable uploads of files over 5 MiB, gcsfs's retries on 429/5xx, GCS's own
-consistency and precondition semantics beyond what the fake implements, and gcsfs's
-experimental zonal/HNS file system (disabled here; the converter should disable it too).
+Everything goes through fetch.open_filesystem and gcs.py, as in production: gcsfs's core
+filesystem with its retry decorator bypassed, credentials resolved once from a service
+account key whose token endpoint is the fake, fetch.with_retries as the only retry loop.
+
+Not covered (no real GCS here): real authentication (workload identity, Google's token
+service), resumable uploads of files over 5 MiB, GCS's own consistency and precondition
+semantics beyond what the fake implements.
 """
 
 from __future__ import annotations
 
-import importlib
+import hashlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,23 +26,20 @@ import pytest
 from trtserve_converter import cache as cache_module
 from trtserve_converter import layout
 from trtserve_converter.cache_key import metadata_identity
-from trtserve_converter.cache_store import open_store
+from trtserve_converter.cache_store import CacheStoreError, open_store
+from trtserve_converter.fetch import FETCH_ATTEMPTS
+from trtserve_converter.gcs import READ_WRITE_SCOPE, SingleAttemptGCSFileSystem
 
 from .fake_gcs import FakeGcs, fake_gcs_server
 from .test_cache_e2e import Converter, Run, base_args, waiting
 
 pytestmark = pytest.mark.tf
 
-REGISTRY = importlib.import_module("fsspec.registry")._registry  # fsspec.registry is a view
-
 __all__ = ["waiting"]  # the fixture, imported for this module's tests
 
 
 @pytest.fixture
 def gcs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGcs]:
-    monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-    import gcsfs.core  # noqa: PLC0415 - after the variable above
-
     with fake_gcs_server() as (endpoint, state):
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
         # fetch resolves Google credentials before any storage request (gcs.py): a key
@@ -51,8 +51,7 @@ def gcs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGcs]:
         monkeypatch.setenv("GCE_METADATA_IP", host)
         monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
         monkeypatch.setenv("TRT_CONVERT_SECRET_DIR", str(tmp_path / "no-secret"))
-        for protocol in ("gs", "gcs"):  # the core file system: the fake speaks no gRPC
-            monkeypatch.setitem(REGISTRY, protocol, gcsfs.core.GCSFileSystem)
+        monkeypatch.setattr("trtserve_converter.fetch.RETRY_BACKOFF_SECONDS", 0.0)
         yield state
 
 
@@ -93,6 +92,45 @@ def test_exclusive_creation_uses_if_generation_match_0(gcs: FakeGcs) -> None:
     store.write("ns/k/lock.0", b"beat")
     assert store.read("ns/k/lock.0") == b"beat"
     assert store.read("ns/k/absent") is None
+
+
+def test_the_cache_store_is_fetchs_single_attempt_filesystem(gcs: FakeGcs, tmp_path: Path) -> None:
+    """No second GCS client: gcs.py's filesystem, read-write, credentials resolved once
+    from the cache's own secret directory (not the source's environment)."""
+    secret = tmp_path / "cache-secret"
+    gcs.key_file(secret / "key.json")
+    before = gcs.tokens
+    store = open_store("gs://cache/trtserve", str(secret))
+    assert type(store.fs) is SingleAttemptGCSFileSystem
+    assert store.fs.credentials.access == "read_write"
+    assert store.fs.credentials.credentials.scopes == [READ_WRITE_SCOPE]
+    assert store.fs.credentials.credentials.service_account_email.startswith("converter@")
+    assert gcs.tokens == before + 1  # refreshed once, up front
+    store.write("ns/k/lock.0", b"x")
+    assert store.read("ns/k/lock.0") == b"x"
+    assert gcs.tokens == before + 1  # and reused
+    read_only = open_store("gs://cache/trtserve", str(secret), writable=False)
+    assert read_only.fs.credentials.access == "read_only"
+
+
+def test_a_failing_gs_cache_request_is_tried_fetch_attempts_times(gcs: FakeGcs) -> None:
+    """gcsfs retries each request 6 times itself; under fetch's loop that would stack."""
+    store = open_store("gs://cache/trtserve", None)
+    gcs.unavailable.add(("cache", "trtserve/ns/k/manifest.json"))
+    with pytest.raises(CacheStoreError):
+        store.read("ns/k/manifest.json")
+    assert gcs.requests[("GET", "cache", "trtserve/ns/k/manifest.json")] == FETCH_ATTEMPTS
+
+
+def test_a_gs_download_is_hashed_as_it_arrives(gcs: FakeGcs, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 5000
+    gcs.objects[("cache", "trtserve/ns/k/e/f.bin")] = (data, next(gcs.generations))
+    store = open_store("gs://cache/trtserve", None)
+    target = tmp_path / "f.bin"
+    assert store.download("ns/k/e/f.bin", target, len(data)) == hashlib.sha256(data).hexdigest()
+    assert target.read_bytes() == data
+    with pytest.raises(CacheStoreError, match="more than 10 bytes"):
+        store.download("ns/k/e/f.bin", tmp_path / "g.bin", 10)
 
 
 def test_gs_miss_then_hit_never_downloads_the_source(

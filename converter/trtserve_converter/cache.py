@@ -78,6 +78,8 @@ class Manifest:
     files: list[tuple[str, int, str]]
     report: dict[str, Any]
     data: dict[str, Any]
+    source_version: int | None = None
+    """The version number the source gave the model (00000123 -> 123), None: none."""
 
     @property
     def total_bytes(self) -> int:
@@ -99,7 +101,10 @@ def build_manifest(
     report: Mapping[str, Any],
     inputs: Mapping[str, Any],
     signing_key: bytes | None,
+    source_version: int | None = None,
 ) -> dict[str, Any]:
+    """The manifest of an entry. `source_version` is the version number the source gave
+    the model: a hit keyed by metadata (no fetch) serves that number, as a miss would."""
     manifest: dict[str, Any] = {
         "format": CACHE_FORMAT,
         "key": key,
@@ -110,6 +115,7 @@ def build_manifest(
         "files": [{"path": path, "size": size, "sha256": digest} for path, size, digest in files],
         "report": dict(report),
         "keyInputs": dict(inputs),
+        "sourceVersion": source_version,
     }
     if signing_key is not None:
         manifest["signature"] = {
@@ -163,6 +169,13 @@ def parse_manifest(raw: bytes, *, key: str, namespace: str, signing_key: bytes |
         files.append((path, size, digest))
     if not files:
         raise BadCacheEntryError("the manifest lists no files")
+    source_version = data.get("sourceVersion")
+    if source_version is not None and (
+        not isinstance(source_version, int)
+        or isinstance(source_version, bool)
+        or source_version < 0
+    ):
+        raise BadCacheEntryError(f"bad sourceVersion {source_version!r}"[:200])
     report = data.get("report")
     return Manifest(
         key=key,
@@ -170,6 +183,7 @@ def parse_manifest(raw: bytes, *, key: str, namespace: str, signing_key: bytes |
         files=files,
         report=report if isinstance(report, dict) else {},
         data=data,
+        source_version=source_version,
     )
 
 
@@ -527,8 +541,13 @@ class ModelCache:
 
     # --- publish -------------------------------------------------------------------------
 
-    def publish(self, model_dir: Path, report: Mapping[str, Any]) -> None:
-        """Upload the served model, then its manifest; a failure is PublishFailed."""
+    def publish(
+        self, model_dir: Path, report: Mapping[str, Any], source_version: int | None
+    ) -> None:
+        """Upload the served model, then its manifest; a failure is PublishFailed.
+
+        `source_version`: the version number the source gave the model (not the one it was
+        served as, which --model-version may have changed)."""
         if not self.enabled or self.store is None or self.key is None or self.inputs is None:
             return
         if not self.publish_enabled:
@@ -553,6 +572,7 @@ class ModelCache:
                     report=report,
                     inputs=self.inputs,
                     signing_key=self.signing_key,
+                    source_version=source_version,
                 )
                 body = json.dumps(manifest, indent=1, sort_keys=True).encode()
                 if self.replace_manifest:

@@ -41,8 +41,9 @@ from trtserve_converter.fetch import local_path, scheme_of, with_retries
 
 LOG = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
-"""Bump when the entry layout or what a converted model contains changes."""
+CACHE_FORMAT = 2
+"""Bump when the entry layout or what a converted model contains changes.
+2: the manifest carries `sourceVersion` (the number a hit serves the model as)."""
 
 NON_KEY_FIELDS = frozenset(
     {

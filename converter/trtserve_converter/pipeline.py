@@ -50,6 +50,7 @@ class RunState:
 
     config: ConvertConfig
     model_version: int | None = None  # the version written; known after `inspect`
+    version_in_source: int | None = None  # the source's own number (00000123 -> 123)
     durations: dict[str, float] = field(default_factory=dict)
     tensorflow_version: str | None = None
     tensorrt_linked: str | None = None
@@ -244,7 +245,8 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
     message = _success_message(state, final)
     if cache is not None:  # only a served, gated result is published
         stored = Report.succeeded(message, **state.report_fields())
-        cache.publish(final, stored.model_dump(by_alias=True, exclude_none=True, exclude={"cache"}))
+        report = stored.model_dump(by_alias=True, exclude_none=True, exclude={"cache"})
+        cache.publish(final, report, state.version_in_source)
     return message
 
 
@@ -257,7 +259,9 @@ def _cached_by_metadata(state: RunState, cache: ModelCache | None, work_dir: Pat
         return None  # local sources are hashed after locating the SavedModel
     with state.step("fetch"):
         identity = metadata_identity(state.config.source, state.config.source_version)
-    return None if identity is None else _from_cache(state, cache, work_dir, identity)
+    if identity is None:
+        return None
+    return _from_cache(state, cache, work_dir, identity, fetched=False)
 
 
 def _cached_by_content(
@@ -270,13 +274,14 @@ def _cached_by_content(
         return None
     with state.step("fetch"):
         identity = files_identity(saved_model_dir)
-    return _from_cache(state, cache, work_dir, identity)
+    return _from_cache(state, cache, work_dir, identity, fetched=True)
 
 
 def _from_cache(
-    state: RunState, cache: ModelCache, work_dir: Path, source: dict[str, Any]
+    state: RunState, cache: ModelCache, work_dir: Path, source: dict[str, Any], *, fetched: bool
 ) -> str | None:
     """Serve the key's entry, waiting for a converter that holds the key; None: convert.
+    `fetched`: the source is downloaded (a content key), else keyed by its metadata.
 
     Steps of a hit: download into a staging directory, verify every file's size and
     sha256, load the model and run its warmup input, rename into place. Anything wrong
@@ -303,7 +308,7 @@ def _from_cache(
             manifest = cache.wait_or_claim(rejected)
             if manifest is None:
                 return None
-        served = _install_from_cache(state, cache, manifest)
+        served = _install_from_cache(state, cache, manifest, fetched=fetched)
         if served is not None:
             return served
         rejected.add(manifest.entry)
@@ -327,20 +332,20 @@ def _calibration_identity(
         return None
 
 
-def _install_from_cache(state: RunState, cache: ModelCache, manifest: Manifest) -> str | None:
+def _install_from_cache(
+    state: RunState, cache: ModelCache, manifest: Manifest, *, fetched: bool
+) -> str | None:
     from trtserve_converter import layout
     from trtserve_converter.cache import check_model, verify_files
 
     config = state.config
     output_base = Path(config.output_base)
     layout.remove_stale_staging(output_base, config.model_name)
-    version = state.model_version
-    if version is None:  # a hit keyed by metadata: the version the publisher served
-        stored_version = manifest.report.get("modelVersion")
-        version = served_version(
-            config.model_version, stored_version if isinstance(stored_version, int) else None
-        )
-        state.model_version = version
+    if fetched:  # the source is here: the number it gives, as for a miss
+        version = served_version(config.model_version, state.version_in_source)
+    else:  # a hit keyed by metadata: the number the publisher found in the same source
+        version = served_version(config.model_version, manifest.source_version)
+    state.model_version = version
     staging = layout.create_staging(output_base, config.model_name, version)
     final = layout.version_dir(output_base, config.model_name, version)
     try:
@@ -390,6 +395,7 @@ def _fetch(state: RunState, work_dir: Path) -> tuple[Path, int]:
     with state.step("fetch"):
         fetched = fetch_source(config.source, work_dir, config.max_source_bytes)
         located = locate_versioned(fetched, config.source_version)
+    state.version_in_source = located.version
     state.model_version = served_version(config.model_version, located.version)
     return located.path, state.model_version
 

@@ -283,6 +283,51 @@ def test_miss_then_hit_serves_the_same_model(
             assert twin.read_bytes() == path.read_bytes()
 
 
+def test_a_hit_serves_the_version_number_a_miss_would(
+    *,
+    store: Store,
+    source_for: Any,
+    convert: Converter,
+    models: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A source exported as 00000123 is served as version 123 by a miss and by a hit, also
+    by a hit keyed by S3 metadata that never downloads the source (the number comes from
+    the manifest, not from the publisher's --model-version)."""
+    base = tmp_path / "base"
+    shutil.copytree(models.classifier, base / "00000123")
+    source = source_for(store, base)
+    args = base_args(source, "NATIVE") + cache_args(store)
+
+    def served(run: Run, version: int) -> None:
+        assert run.code == 0, run.report
+        assert run.report["modelVersion"] == version
+        assert (run.output / "clf" / str(version) / "saved_model.pb").is_file()
+        assert [p.name for p in (run.output / "clf").iterdir()] == [str(version)]
+        assert f"served as version {version} from" in run.report["message"]
+
+    miss = convert(*args)
+    served(miss, 123)
+    assert miss.cache["result"] == "Miss"
+    caplog.clear()
+    hit = convert(*args)
+    served(hit, 123)
+    assert hit.cache["result"] == "Hit"
+    if store.kind == "s3":  # keyed by the listing: no source download on the hit
+        assert "files, " not in caplog.text
+    served(convert(*args, "--model-version", "7"), 7)  # the override still wins
+
+    # A publisher that overrode the number does not decide it for the pods after it.
+    other = [*args, "--cache-namespace", "team-b"]
+    published = convert(*other, "--model-version", "7")
+    served(published, 7)
+    assert published.cache["result"] == "Miss"
+    later = convert(*other)
+    served(later, 123)
+    assert later.cache["result"] == "Hit"
+
+
 # --- what changes the key ------------------------------------------------------------------
 
 

@@ -195,6 +195,9 @@ def test_a_good_manifest_parses_signed_and_unsigned() -> None:
         ({"files": [{"path": "a", "size": -1, "sha256": "ab" * 32}]}, None, "bad file"),
         ({"files": [{"path": "a", "size": 1, "sha256": "xyz"}]}, None, "bad file"),
         ({"files": []}, None, "no files"),
+        ({"sourceVersion": "123"}, None, "bad sourceVersion"),
+        ({"sourceVersion": -1}, None, "bad sourceVersion"),
+        ({"sourceVersion": True}, None, "bad sourceVersion"),
         ({}, b"key", "not signed"),
     ],
 )

@@ -210,45 +210,6 @@ def verify_files(
             raise BadCacheEntryError(f"{path}: sha256 differs from the manifest")
 
 
-def check_model(directory: Path, signature_key: str) -> str:
-    """Load the model and run its first warmup request on this device (fail closed).
-
-    Returns what was checked. A model that does not load, lacks the signature, fails on
-    the warmup input or returns non-finite numbers raises BadCacheEntryError.
-    """
-    import numpy as np
-    import tensorflow as tf
-
-    from trtserve_converter.savedmodel import load_saved_model, signature_function
-    from trtserve_converter.warmup import WARMUP_DIR, WARMUP_FILE
-
-    try:
-        model = load_saved_model(directory)
-        function = signature_function(model, signature_key)
-    except Exception as error:
-        raise BadCacheEntryError(f"the cached model does not load: {error}") from error
-    warmup = directory / WARMUP_DIR / WARMUP_FILE
-    if not warmup.is_file():
-        return "loaded (no warmup input to run)"
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    try:
-        record = next(iter(tf.data.TFRecordDataset(str(warmup)).take(1)))
-        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
-        inputs = {
-            name: tf.constant(tf.make_ndarray(proto))
-            for name, proto in log.predict_log.request.inputs.items()
-        }
-        outputs = function(**inputs)
-    except Exception as error:
-        raise BadCacheEntryError(f"the cached model fails on its warmup input: {error}") from error
-    for name, value in outputs.items():
-        array = np.asarray(value)
-        if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
-            raise BadCacheEntryError(f"the cached model returns non-finite values in {name!r}")
-    return "loaded and ran its warmup input"
-
-
 @dataclass
 class HeldLock:
     """A key's lock held by this converter, rewritten by a heartbeat thread."""

@@ -37,6 +37,7 @@ from trtserve_converter.report import AccuracyReport, CacheReport, Report
 
 if TYPE_CHECKING:
     from trtserve_converter.cache import Manifest, ModelCache
+    from trtserve_converter.cache_check import ModelCheck
 
 LOG = logging.getLogger(__name__)
 WORK_PREFIX = ".trt-convert-work-"
@@ -287,6 +288,7 @@ def _from_cache(
     sha256, load the model and run its warmup input, rename into place. Anything wrong
     is a warning and the next candidate (or a conversion): the cache fails closed.
     """
+    from trtserve_converter.cache_check import ModelCheck
     from trtserve_converter.cache_key import Runtime, compute_capability, key_inputs
 
     config = state.config
@@ -303,17 +305,22 @@ def _from_cache(
     cache.set_key(key_inputs(config, source, calibration, runtime))
     rejected: set[str] = set()
     manifest = cache.lookup()
-    for _ in range(CACHE_ATTEMPTS):
-        if manifest is None:
-            manifest = cache.wait_or_claim(rejected)
+    checker = ModelCheck(work_dir, config.log_level, config.log_format)
+    try:
+        for _ in range(CACHE_ATTEMPTS):
             if manifest is None:
-                return None
-        served = _install_from_cache(state, cache, manifest, fetched=fetched)
-        if served is not None:
-            return served
-        rejected.add(manifest.entry)
-        manifest = None
-    return None
+                manifest = cache.wait_or_claim(rejected)
+                if manifest is None:
+                    return None
+            checker.start()  # its TensorFlow import runs while the entry downloads
+            served = _install_from_cache(state, cache, manifest, checker, fetched=fetched)
+            if served is not None:
+                return served
+            rejected.add(manifest.entry)
+            manifest = None
+        return None
+    finally:
+        checker.close()
 
 
 def _calibration_identity(
@@ -333,10 +340,11 @@ def _calibration_identity(
 
 
 def _install_from_cache(
-    state: RunState, cache: ModelCache, manifest: Manifest, *, fetched: bool
+    state: RunState, cache: ModelCache, manifest: Manifest, checker: ModelCheck, *, fetched: bool
 ) -> str | None:
+    """Download, verify, check (in the child), rename; None when the entry is not served."""
     from trtserve_converter import layout
-    from trtserve_converter.cache import check_model, verify_files
+    from trtserve_converter.cache import verify_files
 
     config = state.config
     output_base = Path(config.output_base)
@@ -353,7 +361,7 @@ def _install_from_cache(
         with cache.timed("verify"):
             verify_files(manifest, staging, digests)
         with cache.timed("check"):
-            checked = check_model(staging, config.signature_key)
+            checked = checker.check(staging, config.signature_key)
         with state.step("save"):
             layout.publish(staging, final)
     except Exception as error:  # fail closed: the next candidate, else convert

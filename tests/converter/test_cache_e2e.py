@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,9 +28,10 @@ import pytest
 import tensorflow as tf
 
 from trtserve_converter import cache as cache_module
-from trtserve_converter import layout, tensorrt_env
+from trtserve_converter import cache_check, layout, tensorrt_env
 from trtserve_converter.cache_key import sha256_file
 from trtserve_converter.cli import main
+from trtserve_converter.report import Report
 
 from .test_trt_pipeline import FakeConverter, fake_trt
 
@@ -480,6 +483,88 @@ def test_a_wrong_engine_that_fails_on_its_warmup_input_is_not_served(
     assert second.cache["result"] == "Miss"
     assert "warmup input" in second.cache["warning"]
     assert len(fake_trt.instances) == 2
+
+
+# Doubles of the check's child process (cache_check.check_command): what a TF-TRT engine
+# built for another GPU or TensorRT does when it is deserialized, and other ways to fail.
+CRASHING_CHECKS = {
+    # the crash of issue 9: SIGABRT once the model is loaded
+    "abort-on-load": ("import os, sys; sys.stdin.readline(); os.abort()", "crashed (SIGABRT)"),
+    "segfault-on-load": (
+        "import os, signal, sys; sys.stdin.readline(); os.kill(os.getpid(), signal.SIGSEGV)",
+        "crashed (SIGSEGV)",
+    ),
+    "dies-before-the-request": ("import os; os.abort()", "crashed (SIGABRT)"),
+    "exits-1": ("import sys; sys.stdin.readline(); sys.exit(1)", "exited with code 1"),
+    "hangs": ("import sys, time; sys.stdin.readline(); time.sleep(600)", "did not finish"),
+}
+
+
+@pytest.mark.parametrize("crash", list(CRASHING_CHECKS))
+@pytest.mark.parametrize("mode", ["NATIVE", "FP16"], indirect=True)
+def test_a_check_that_crashes_is_a_miss_and_the_converter_converts(
+    *,
+    mode: str,
+    trt: type[FakeConverter] | None,
+    source_for: Any,
+    convert: Converter,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    crash: str,
+) -> None:
+    """The load check runs in a child: its crash is a warning and a miss, never the pod's
+    crash; the converter converts, serves and writes a valid report."""
+    if mode == "FP16" and crash not in ("abort-on-load", "hangs"):
+        pytest.skip("one crash and the time-out are enough through the TF-TRT double")
+    store = Store("local", str(tmp_path / "cache"), root=tmp_path / "cache")
+    args = base_args(source_for(store), mode) + cache_args(store)
+    first = convert(*args)
+    assert first.cache["result"] == "Miss"
+
+    script, reason = CRASHING_CHECKS[crash]
+    real = (cache_check.check_command, cache_check.CHECK_TIMEOUT_SECONDS)
+    monkeypatch.setattr(cache_check, "check_command", lambda: [sys.executable, "-c", script])
+    monkeypatch.setattr(cache_check, "CHECK_TIMEOUT_SECONDS", 3.0)
+    started = time.monotonic()
+    second = convert(*args)
+    assert time.monotonic() - started < 60
+    assert second.code == 0, second.report
+    Report.model_validate(second.report)  # a complete, valid success report
+    assert second.report["result"] == "Succeeded"
+    assert second.cache["result"] == "Miss"  # not served from the cache: converted
+    assert reason in second.cache["warning"]
+    assert conversions(trt, [first, second]) == 2
+    expected, got = outputs_of(first.version_dir), outputs_of(second.version_dir)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name])
+    assert not list((second.output / "clf").glob(".*"))  # no staging left behind
+
+    # the real child and its time bound
+    monkeypatch.setattr(cache_check, "check_command", real[0])
+    monkeypatch.setattr(cache_check, "CHECK_TIMEOUT_SECONDS", real[1])
+    third = convert(*args)  # the real check accepts the entry the second run published
+    assert third.cache["result"] == "Hit", third.cache
+
+
+def test_the_check_child_loads_the_model_and_stops_when_not_needed(
+    models: Any, tmp_path: Path
+) -> None:
+    """The real child: a good model passes, a directory that is no model is refused,
+    and a child started for a hit that never came is stopped at once."""
+    good = cache_check.ModelCheck(tmp_path)
+    assert good.check(models.classifier, "serving_default").startswith("loaded")
+    bad = cache_check.ModelCheck(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(cache_module.BadCacheEntryError, match="does not load"):
+        bad.check(tmp_path / "empty", "serving_default")
+    unused = cache_check.ModelCheck(tmp_path)
+    unused.start()
+    process = unused.process
+    assert process is not None
+    started = time.monotonic()
+    unused.close()
+    assert process.returncode is not None  # reaped, no orphan
+    assert time.monotonic() - started < cache_check.STOP_SECONDS
 
 
 def test_failed_conversions_and_gates_are_never_cached(

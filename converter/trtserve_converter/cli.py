@@ -394,8 +394,64 @@ def build_parser() -> argparse.ArgumentParser:
         default="text",
         help="text or json (one JSON object per line) (default: text)",
     )
+    _add_cache_arguments(parser)
     _document_environment(parser)
     return parser
+
+
+CACHE_SCHEMES = frozenset({"s3", "gs", "gcs", "file", ""})
+
+
+def _add_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    """The converted-model cache's flags (docs/converter.md, "Converted-model cache")."""
+    cache = parser.add_argument_group("converted-model cache")
+    cache.add_argument(
+        "--cache-uri",
+        metavar="URI",
+        help="cache of converted models: s3://bucket/prefix, gs://bucket/prefix or a local "
+        "directory (a pvc:// cache is mounted by the operator) (default: no cache)",
+    )
+    cache.add_argument(
+        "--cache-credentials-dir",
+        metavar="DIR",
+        help="the cache's credentials as files (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+        "AWS_ENDPOINT_URL, credentials, key.json, ...), separate from the source's "
+        "(default: the pod's default credentials)",
+    )
+    cache.add_argument(
+        "--cache-publish",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="publish a conversion to the cache; --no-cache-publish only reads (default: on)",
+    )
+    cache.add_argument(
+        "--cache-namespace",
+        metavar="NS",
+        default="default",
+        help="namespace the cache entries are scoped to, <cache>/<NS>/<key>/ (default: default)",
+    )
+    cache.add_argument(
+        "--cache-signing-key-file",
+        metavar="PATH",
+        help="HMAC-SHA256 key: sign published manifests and use only entries signed with it "
+        "(default: unsigned)",
+    )
+
+
+def _cache_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The cache's part of the config (checked here: the scheme; by the config: the rest)."""
+    if args.cache_uri and scheme_of(args.cache_uri) not in CACHE_SCHEMES:
+        raise InvalidArguments(
+            f"--cache-uri {args.cache_uri!r}: unsupported scheme {scheme_of(args.cache_uri)!r}, "
+            "use s3://, gs://, file:// or a local directory"
+        )
+    return {
+        "cache_uri": args.cache_uri or None,
+        "cache_credentials_dir": args.cache_credentials_dir or None,
+        "cache_publish": args.cache_publish,
+        "cache_namespace": args.cache_namespace,
+        "cache_signing_key_file": args.cache_signing_key_file or None,
+    }
 
 
 def _document_environment(parser: argparse.ArgumentParser) -> None:
@@ -506,6 +562,7 @@ def config_from_args(args: argparse.Namespace) -> ConvertConfig:
             report_path=args.report_path or default_report_path(),
             log_level=args.log_level,
             log_format=args.log_format,
+            **_cache_config(args),
         )
     except ValidationError as error:
         first = error.errors()[0]

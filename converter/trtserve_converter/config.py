@@ -13,6 +13,8 @@ GIB = 1 << 30
 MAX_WARMUP_RECORDS = 1000
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 INPUT_NAME_PATTERN = re.compile(r"^[^=,;\s]+$")
+# A Kubernetes namespace name (RFC 1123 label): safe as one path segment of the cache.
+CACHE_NAMESPACE_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class Precision(StrEnum):
@@ -95,6 +97,12 @@ class ConvertConfig(BaseModel):
     log_level: str = "INFO"
     log_format: str = "text"
     seed: int = 0
+    # The converted-model cache (cache.py); no cache_uri: no cache.
+    cache_uri: str | None = None
+    cache_credentials_dir: str | None = None
+    cache_publish: bool = True
+    cache_namespace: str = Field(default="default", pattern=CACHE_NAMESPACE_PATTERN.pattern)
+    cache_signing_key_file: str | None = None
 
     @model_validator(mode="before")
     @classmethod

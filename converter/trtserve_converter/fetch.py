@@ -16,6 +16,7 @@ hold: a transient error costs FETCH_ATTEMPTS requests, not a product of three lo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -193,25 +194,38 @@ def too_large(uri: str, size: int, limit: int) -> SourceTooLarge:
     )
 
 
-def copy_stream(source: BinaryIO, target: Path, budget: ByteBudget) -> None:
+def copy_stream(source: BinaryIO, target: Path, budget: ByteBudget, digest: Any = None) -> None:
+    """Copy in chunks under `budget`; `digest` (a hashlib object) sees every chunk."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("wb") as out:
         while chunk := source.read(CHUNK_BYTES):
             budget.take(len(chunk))
+            if digest is not None:
+                digest.update(chunk)
             out.write(chunk)
 
 
-def _download_file(
-    fs: Any, path: str, target: Path, budget: ByteBudget, **open_kwargs: Any
-) -> None:
+def download_file(
+    fs: Any,
+    path: str,
+    target: Path,
+    budget: ByteBudget,
+    *,
+    sha256: bool = False,
+    **open_kwargs: Any,
+) -> str | None:
+    """Copy one file of `fs` to `target` (retried by with_retries); with `sha256`, its
+    digest (hex) computed from the bytes as they arrive, so nobody reads the file again."""
     start = budget.copied
 
-    def attempt() -> None:
+    def attempt() -> str | None:
         budget.copied = start  # a retried file is counted once
+        digest = hashlib.sha256() if sha256 else None
         with fs.open(path, "rb", **open_kwargs) as source:
-            copy_stream(source, target, budget)
+            copy_stream(source, target, budget, digest)
+        return None if digest is None else digest.hexdigest()
 
-    with_retries(attempt, budget.uri)
+    return with_retries(attempt, budget.uri)  # type: ignore[no-any-return]
 
 
 def _download_tree(fs: Any, root: str, target: Path, budget: ByteBudget) -> None:
@@ -225,7 +239,7 @@ def _download_tree(fs: Any, root: str, target: Path, budget: ByteBudget) -> None
         relative = PurePosixPath(name).relative_to(root_path)
         if ".." in relative.parts:
             raise FetchFailed(f"unexpected object name {name!r} under {root}")
-        _download_file(fs, name, target.joinpath(*relative.parts), budget)
+        download_file(fs, name, target.joinpath(*relative.parts), budget)
 
 
 def fetch_source(uri: str, work_dir: Path, max_bytes: int) -> Path:
@@ -268,21 +282,41 @@ def raise_not_archive(uri: str) -> NoReturn:
     )
 
 
-def open_filesystem(uri: str, scheme: str) -> tuple[Any, str]:
+def open_filesystem(
+    uri: str,
+    scheme: str,
+    environ: Mapping[str, str] | None = None,
+    *,
+    writable: bool = False,
+    secret: str | None = None,
+) -> tuple[Any, str]:
     """The fsspec filesystem for a remote URI and the path in it, with the libraries' own
-    retries off (with_retries is the only loop) and credentials checked up front for gs://."""
+    retries off (with_retries is the only loop) and credentials checked up front for gs://.
+
+    The one place that opens S3, GCS and http(s) (fetch, the cache key's listings and the
+    cache's store). `environ` replaces os.environ as the credentials' source (the cache's
+    own secret files); `writable` asks GCS for read-write access; `secret` names where
+    the credentials come from in error messages.
+    """
     import fsspec
 
     if scheme in {"gs", "gcs"}:
-        from trtserve_converter.gcs import gcs_filesystem
+        from trtserve_converter.gcs import SOURCE_SECRET, gcs_filesystem
 
-        token = storage_options(scheme).get("token")
+        token = storage_options(scheme, environ).get("token")
         fs = with_retries(
-            lambda: gcs_filesystem(token, CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS), uri
+            lambda: gcs_filesystem(
+                token,
+                CONNECT_TIMEOUT_SECONDS,
+                READ_TIMEOUT_SECONDS,
+                writable=writable,
+                secret=secret or SOURCE_SECRET,
+            ),
+            uri,
         )
         return fs, fs._strip_protocol(uri)
     try:
-        fs, path = fsspec.core.url_to_fs(uri, **storage_options(scheme))
+        fs, path = fsspec.core.url_to_fs(uri, **storage_options(scheme, environ))
     except Exception as error:
         raise translate_error(error, uri) from error
     if scheme == "s3":
@@ -302,7 +336,7 @@ def _fetch_remote(uri: str, work_dir: Path, max_bytes: int) -> Path:
     if scheme in {"http", "https"}:
         # An http(s) source is always one archive; stream it (no Range requests needed).
         target = work_dir / "download" / (PurePosixPath(urlsplit(uri).path).name or "source")
-        _download_file(fs, path, target, budget, **HTTP_STREAM_OPEN)
+        download_file(fs, path, target, budget, **HTTP_STREAM_OPEN)
     else:
         is_dir = with_retries(lambda: fs.isdir(path), uri)
         if is_dir:
@@ -314,7 +348,7 @@ def _fetch_remote(uri: str, work_dir: Path, max_bytes: int) -> Path:
         if size > max_bytes:
             raise too_large(uri, size, max_bytes)
         target = work_dir / "download" / (PurePosixPath(path).name or "source")
-        _download_file(fs, path, target, budget)
+        download_file(fs, path, target, budget)
     LOG.info("downloaded %d bytes from %s", budget.copied, uri)
     if not is_archive(target):
         raise_not_archive(uri)
@@ -332,5 +366,5 @@ def fetch_file(uri: str, work_dir: Path, max_bytes: int) -> Path:
     fs, path = open_filesystem(uri, scheme)
     target = work_dir / "files" / (PurePosixPath(urlsplit(uri).path).name or "data")
     open_kwargs = HTTP_STREAM_OPEN if scheme in {"http", "https"} else {}
-    _download_file(fs, path, target, ByteBudget(max_bytes, uri), **open_kwargs)
+    download_file(fs, path, target, ByteBudget(max_bytes, uri), **open_kwargs)
     return target

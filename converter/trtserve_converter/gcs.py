@@ -43,6 +43,9 @@ from google.oauth2 import service_account
 from trtserve_converter.errors import SourceAuthFailed
 
 READ_ONLY_SCOPE = "https://www.googleapis.com/auth/devstorage.read_only"
+# The converted-model cache writes (entries, manifests, locks): cache_store.py.
+READ_WRITE_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
+SOURCE_SECRET = "spec.source.secretRef"
 # Cap of every google-auth request (token refresh, metadata server); its default is 120 s.
 AUTH_REQUEST_TIMEOUT_SECONDS = 10.0
 AUTH_STATUSES = frozenset({401, 403})
@@ -90,15 +93,20 @@ def _credentials_from_key(key: dict[str, Any], scopes: list[str]) -> Credentials
     return credentials
 
 
-def resolve_credentials(token: str | dict[str, Any] | None) -> Credentials:
+def resolve_credentials(
+    token: str | dict[str, Any] | None,
+    scope: str = READ_ONLY_SCOPE,
+    secret: str = SOURCE_SECRET,
+) -> Credentials:
     """Credentials for `token` (a key file, a parsed key, or None for Google's defaults),
     refreshed once so that a refused key fails here, before any storage request.
+    `secret` names where the key comes from in the messages.
 
     Raises SourceAuthFailed when none are found or they are refused; network errors
     (google.auth TransportError) propagate for fetch.with_retries to retry.
     """
     request = BoundedRequest()
-    scopes = [READ_ONLY_SCOPE]
+    scopes = [scope]
     try:
         if token is None:
             credentials, _ = google.auth.default(scopes=scopes, request=request)
@@ -110,20 +118,24 @@ def resolve_credentials(token: str | dict[str, Any] | None) -> Credentials:
     except google.auth.exceptions.DefaultCredentialsError as error:
         raise SourceAuthFailed(
             "no Google credentials found (no GOOGLE_APPLICATION_CREDENTIALS, no key in the "
-            "secret, no workload identity on this node): give a key in spec.source.secretRef "
-            "(GOOGLE_APPLICATION_CREDENTIALS) or bind a Google service account to the pod; "
-            "a public object can be fetched by its https://storage.googleapis.com/... URL"
+            f"secret, no workload identity on this node): give a key in {secret} "
+            "(GOOGLE_APPLICATION_CREDENTIALS) or bind a Google service account to the pod"
+            + (
+                "; a public object can be fetched by its https://storage.googleapis.com/... URL"
+                if secret == SOURCE_SECRET
+                else ""
+            )
         ) from error
     except (ValueError, KeyError, OSError) as error:
         raise SourceAuthFailed(
-            f"the Google key in spec.source.secretRef is not usable ({type(error).__name__}: "
+            f"the Google key in {secret} is not usable ({type(error).__name__}: "
             f"{error}): give a complete service account key (GOOGLE_APPLICATION_CREDENTIALS)"
         ) from error
     try:
         credentials.refresh(request)  # type: ignore[no-untyped-call]
     except google.auth.exceptions.RefreshError as error:
         raise SourceAuthFailed(
-            f"Google refused the credentials ({error}): check the key in spec.source.secretRef "
+            f"Google refused the credentials ({error}): check the key in {secret} "
             "(GOOGLE_APPLICATION_CREDENTIALS) or the workload identity binding"
         ) from error
     return credentials
@@ -150,12 +162,19 @@ class SingleAttemptGCSFileSystem(gcsfs.core.GCSFileSystem):  # type: ignore[misc
 
 
 def gcs_filesystem(
-    token: str | dict[str, Any] | None, connect_seconds: float = 10.0, read_seconds: float = 60.0
+    token: str | dict[str, Any] | None,
+    connect_seconds: float = 10.0,
+    read_seconds: float = 60.0,
+    *,
+    writable: bool = False,
+    secret: str = SOURCE_SECRET,
 ) -> SingleAttemptGCSFileSystem:
-    """A filesystem for gs:// with resolved credentials and bounded request timeouts."""
+    """A filesystem for gs:// with resolved credentials and bounded request timeouts;
+    read-only unless `writable` (the cache's store)."""
+    scope = READ_WRITE_SCOPE if writable else READ_ONLY_SCOPE
     return SingleAttemptGCSFileSystem(
-        token=resolve_credentials(token),
-        access="read_only",
+        token=resolve_credentials(token, scope, secret),
+        access="read_write" if writable else "read_only",
         requests_timeout=aiohttp.ClientTimeout(
             total=None, connect=connect_seconds, sock_read=read_seconds
         ),

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trtserve_converter.accuracy import AccuracyResult, evaluate
 from trtserve_converter.config import ConvertConfig, Precision
@@ -33,10 +33,16 @@ from trtserve_converter.errors import (
     summarize,
 )
 from trtserve_converter.inputs import InputBatch, batch_rows, build_inputs, random_batch
-from trtserve_converter.report import AccuracyReport, Report
+from trtserve_converter.report import AccuracyReport, CacheReport, Report
+
+if TYPE_CHECKING:
+    from trtserve_converter.cache import Manifest, ModelCache
+    from trtserve_converter.cache_check import ModelCheck
 
 LOG = logging.getLogger(__name__)
 WORK_PREFIX = ".trt-convert-work-"
+CACHE_ATTEMPTS = 3
+"""Entries tried per run: a rejected entry may be replaced by another converter's."""
 
 
 @dataclass
@@ -45,6 +51,7 @@ class RunState:
 
     config: ConvertConfig
     model_version: int | None = None  # the version written; known after `inspect`
+    version_in_source: int | None = None  # the source's own number (00000123 -> 123)
     durations: dict[str, float] = field(default_factory=dict)
     tensorflow_version: str | None = None
     tensorrt_linked: str | None = None
@@ -55,6 +62,8 @@ class RunState:
     engines_built: int | None = None
     accuracy: AccuracyResult | None = None
     notes: list[str] = field(default_factory=list)
+    cache: ModelCache | None = None
+    cached_accuracy: AccuracyReport | None = None
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -68,7 +77,7 @@ class RunState:
             LOG.info("step %s: %.2fs", name, seconds)
 
     def report_fields(self) -> dict[str, Any]:
-        accuracy = None
+        accuracy = self.cached_accuracy  # a hit reports the stored conversion's gate
         if self.accuracy is not None:
             accuracy = AccuracyReport(
                 passed=self.accuracy.passed,
@@ -90,6 +99,7 @@ class RunState:
             "tensorrt_linked": self.tensorrt_linked,
             "tensorrt_loaded": self.tensorrt_loaded,
             "gpu": self.gpu,
+            "cache": self.cache.report() if self.cache else CacheReport(result="Disabled"),
         }
 
 
@@ -146,6 +156,9 @@ def _run_steps(state: RunState) -> str:
         info.require()  # fail fast, before any download
     else:
         state.gpu = gpu_name()
+    from trtserve_converter.cache import open_cache
+
+    state.cache = open_cache(config)
 
     output_base = Path(config.output_base)
     try:
@@ -158,28 +171,30 @@ def _run_steps(state: RunState) -> str:
     try:
         return _convert_in(state, work_dir)
     finally:
+        if state.cache is not None:
+            state.cache.close()
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def _convert_in(state: RunState, work_dir: Path) -> str:
     from trtserve_converter import layout
-    from trtserve_converter.fetch import fetch_source
     from trtserve_converter.savedmodel import (
         input_specs,
         load_saved_model,
-        locate_versioned,
         resolve_build_shapes,
         signature_function,
     )
 
     config = state.config
-    with state.step("fetch"):
-        fetched = fetch_source(config.source, work_dir, config.max_source_bytes)
+    cache = state.cache if state.cache is not None and state.cache.enabled else None
+    served = _cached_by_metadata(state, cache, work_dir)
+    if served is not None:
+        return served
+    saved_model_dir, version = _fetch(state, work_dir)
+    served = _cached_by_content(state, cache, work_dir, saved_model_dir)
+    if served is not None:
+        return served
     with state.step("inspect"):
-        located = locate_versioned(fetched, config.source_version)
-        saved_model_dir = located.path
-        version = served_version(config.model_version, located.version)
-        state.model_version = version
         original_model = load_saved_model(saved_model_dir)
         original = signature_function(original_model, config.signature_key)
         specs = input_specs(original)
@@ -228,7 +243,169 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
     except BaseException:
         layout.discard(staging)
         raise
-    return _success_message(state, final)
+    message = _success_message(state, final)
+    if cache is not None:  # only a served, gated result is published
+        stored = Report.succeeded(message, **state.report_fields())
+        report = stored.model_dump(by_alias=True, exclude_none=True, exclude={"cache"})
+        cache.publish(final, report, state.version_in_source)
+    return message
+
+
+def _cached_by_metadata(state: RunState, cache: ModelCache | None, work_dir: Path) -> str | None:
+    """A hit keyed by the source's metadata (listing, strong ETag): no source download."""
+    from trtserve_converter.cache_key import metadata_identity
+    from trtserve_converter.fetch import local_path
+
+    if cache is None or local_path(state.config.source) is not None:
+        return None  # local sources are hashed after locating the SavedModel
+    with state.step("fetch"):
+        identity = metadata_identity(state.config.source, state.config.source_version)
+    if identity is None:
+        return None
+    return _from_cache(state, cache, work_dir, identity, fetched=False)
+
+
+def _cached_by_content(
+    state: RunState, cache: ModelCache | None, work_dir: Path, saved_model_dir: Path
+) -> str | None:
+    """A hit keyed by the sha256 of the fetched files (when metadata could not tell)."""
+    from trtserve_converter.cache_key import files_identity
+
+    if cache is None or not cache.enabled or cache.key is not None:
+        return None
+    with state.step("fetch"):
+        identity = files_identity(saved_model_dir)
+    return _from_cache(state, cache, work_dir, identity, fetched=True)
+
+
+def _from_cache(
+    state: RunState, cache: ModelCache, work_dir: Path, source: dict[str, Any], *, fetched: bool
+) -> str | None:
+    """Serve the key's entry, waiting for a converter that holds the key; None: convert.
+    `fetched`: the source is downloaded (a content key), else keyed by its metadata.
+
+    Steps of a hit: download into a staging directory, verify every file's size and
+    sha256, load the model and run its warmup input, rename into place. Anything wrong
+    is a warning and the next candidate (or a conversion): the cache fails closed.
+    """
+    from trtserve_converter.cache_check import ModelCheck
+    from trtserve_converter.cache_key import Runtime, compute_capability, key_inputs
+
+    config = state.config
+    calibration = _calibration_identity(state, cache, work_dir)
+    if config.calibration_source and calibration is None:
+        return None
+    runtime = Runtime(
+        tensorflow=state.tensorflow_version,
+        tensorrt_linked=state.tensorrt_linked,
+        tensorrt_loaded=state.tensorrt_loaded,
+        gpu=state.gpu,
+        compute_capability=compute_capability(),
+    )
+    cache.set_key(key_inputs(config, source, calibration, runtime))
+    rejected: set[str] = set()
+    manifest = cache.lookup()
+    checker = ModelCheck(work_dir, config.log_level, config.log_format)
+    try:
+        for _ in range(CACHE_ATTEMPTS):
+            if manifest is None:
+                manifest = cache.wait_or_claim(rejected)
+                if manifest is None:
+                    return None
+            checker.start()  # its TensorFlow import runs while the entry downloads
+            served = _install_from_cache(state, cache, manifest, checker, fetched=fetched)
+            if served is not None:
+                return served
+            rejected.add(manifest.entry)
+            manifest = None
+        return None
+    finally:
+        checker.close()
+
+
+def _calibration_identity(
+    state: RunState, cache: ModelCache, work_dir: Path
+) -> dict[str, Any] | None:
+    """The calibration data's identity; None: unknown (the cache is not used)."""
+    from trtserve_converter.cache_key import calibration_identity
+
+    uri = state.config.calibration_source
+    if not uri:
+        return None
+    try:
+        return calibration_identity(uri, work_dir, state.config.max_source_bytes)
+    except Exception as error:  # the calibration step reports the real problem
+        cache.abandon(f"the calibration data's identity is unknown ({error})")
+        return None
+
+
+def _install_from_cache(
+    state: RunState, cache: ModelCache, manifest: Manifest, checker: ModelCheck, *, fetched: bool
+) -> str | None:
+    """Download, verify, check (in the child), rename; None when the entry is not served."""
+    from trtserve_converter import layout
+    from trtserve_converter.cache import verify_files
+
+    config = state.config
+    output_base = Path(config.output_base)
+    layout.remove_stale_staging(output_base, config.model_name)
+    if fetched:  # the source is here: the number it gives, as for a miss
+        version = served_version(config.model_version, state.version_in_source)
+    else:  # a hit keyed by metadata: the number the publisher found in the same source
+        version = served_version(config.model_version, manifest.source_version)
+    state.model_version = version
+    staging = layout.create_staging(output_base, config.model_name, version)
+    final = layout.version_dir(output_base, config.model_name, version)
+    try:
+        digests = cache.download(manifest, staging)
+        with cache.timed("verify"):
+            verify_files(manifest, staging, digests)
+        with cache.timed("check"):
+            checked = checker.check(staging, config.signature_key)
+        with state.step("save"):
+            layout.publish(staging, final)
+    except Exception as error:  # fail closed: the next candidate, else convert
+        layout.discard(staging)
+        cache.reject(manifest, error)
+        return None
+    except BaseException:  # the time-out: nothing half-written stays
+        layout.discard(staging)
+        raise
+    cache.hit()
+    stored = manifest.report
+    for name, attribute in (
+        ("trtEngineOps", "trt_engine_ops"),
+        ("nativeOps", "native_ops"),
+        ("enginesBuilt", "engines_built"),
+    ):
+        if isinstance(stored.get(name), int):
+            setattr(state, attribute, stored[name])
+    if isinstance(stored.get("accuracy"), dict):
+        try:
+            state.cached_accuracy = AccuracyReport.model_validate(stored["accuracy"])
+        except ValueError:
+            LOG.debug("cache: unreadable accuracy in the stored report", exc_info=True)
+    text = (
+        f"took {config.model_name} ({config.precision.value}) from the cache: entry "
+        f"{manifest.entry[:8]} of key {manifest.key[:12]}"
+    )
+    if config.precision.uses_tensorrt:
+        text += f" ({state.trt_engine_ops} TRTEngineOps, {state.engines_built} engines)"
+    return f"{text}, {checked}; served as version {version} from {final}"
+
+
+def _fetch(state: RunState, work_dir: Path) -> tuple[Path, int]:
+    """Download the source and find its SavedModel; the version to serve it as."""
+    from trtserve_converter.fetch import fetch_source
+    from trtserve_converter.savedmodel import locate_versioned
+
+    config = state.config
+    with state.step("fetch"):
+        fetched = fetch_source(config.source, work_dir, config.max_source_bytes)
+        located = locate_versioned(fetched, config.source_version)
+    state.version_in_source = located.version
+    state.model_version = served_version(config.model_version, located.version)
+    return located.path, state.model_version
 
 
 def served_version(requested: int | None, in_source: int | None) -> int:

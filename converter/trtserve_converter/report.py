@@ -32,6 +32,7 @@ MIN_MESSAGE_CHARS = 512
 DROP_ORDER = (
     "durations",
     "accuracy",
+    "cache",
     "gpu",
     "tensorrtLoaded",
     "tensorrtLinked",
@@ -71,6 +72,36 @@ class AccuracyReport(BaseModel):
         return _finite_or_none(value)
 
 
+CacheResult = Literal["Hit", "Miss", "Disabled", "PublishFailed"]
+MAX_CACHE_WARNING_CHARS = 200
+
+
+class CacheReport(BaseModel):
+    """What the converted-model cache did (cache.py): result, key and seconds per step."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    result: CacheResult
+    key: str | None = None
+    lookup: float | None = None
+    wait: float | None = None
+    download: float | None = None
+    verify: float | None = None
+    check: float | None = None
+    publish: float | None = None
+    warning: str | None = Field(default=None, max_length=MAX_CACHE_WARNING_CHARS)
+
+    @field_validator("warning", mode="before")
+    @classmethod
+    def _short_line(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        text = " ".join(str(value).split())
+        if len(text) > MAX_CACHE_WARNING_CHARS:
+            text = text[: MAX_CACHE_WARNING_CHARS - 1] + ELLIPSIS
+        return text
+
+
 class Report(BaseModel):
     """One converter run's outcome; serialized with the contract's camelCase keys."""
 
@@ -93,6 +124,7 @@ class Report(BaseModel):
     tensorrt_linked: str | None = Field(default=None, alias="tensorrtLinked")
     tensorrt_loaded: str | None = Field(default=None, alias="tensorrtLoaded")
     gpu: str | None = None
+    cache: CacheReport | None = None
 
     @field_validator("message")
     @classmethod

@@ -6,11 +6,13 @@ The Helm chart sets exactly these variables; every one has a default so that
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from trtserve_operator.api import rules
 from trtserve_operator.api.v1alpha1 import DEFAULT_SERVING_IMAGE
 
 DEFAULT_CONVERTER_IMAGE = "trtserve/converter:0.1.0"
@@ -70,6 +72,38 @@ class Settings(BaseSettings):
             "Deployment and pods coalesce into one write (at most one per interval).",
         ),
     ] = 1.0
+    cache_uri: Annotated[
+        str | None,
+        Field(
+            description=(
+                "Converted-model cache for every TRTModel (s3://, gs:// or pvc://<claim>/<path>); "
+                "empty: no cache unless spec.cache.uri is set."
+            ),
+        ),
+    ] = None
+    cache_secret_name: Annotated[
+        str | None,
+        Field(description="Secret (in each model's namespace) with the cache's credentials."),
+    ] = None
+    cache_signing_secret_name: Annotated[
+        str | None,
+        Field(description="Secret (in each model's namespace) holding the HMAC signing key."),
+    ] = None
+    cache_signing_secret_key: Annotated[
+        str, Field(min_length=1, description="Key of the signing Secret that holds the key.")
+    ] = "key"
+
+    @field_validator("cache_uri", "cache_secret_name", "cache_signing_secret_name", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("cache_uri")
+    @classmethod
+    def _cache_scheme(cls, uri: str | None) -> str | None:
+        if uri is not None and not re.search(rules.CACHE_URI_SCHEME_PATTERN, uri):
+            raise ValueError(rules.CACHE_URI_SCHEME.message)
+        return uri
 
     @field_validator("namespaces", mode="before")
     @classmethod

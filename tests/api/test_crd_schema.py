@@ -232,7 +232,7 @@ def test_no_cel_rule_reads_or_sits_in_an_embedded_core_type() -> None:
 def test_printer_columns() -> None:
     columns = {c["name"]: c for c in build_crd()["spec"]["versions"][0]["additionalPrinterColumns"]}
     assert list(columns) == [
-        "Precision", "Ready", "Reason", "Endpoint", "Age", "GPU", "Replicas", "Speedup",
+        "Precision", "Ready", "Reason", "Endpoint", "Age", "GPU", "Replicas", "Cache", "Speedup",
     ]  # fmt: skip
     assert columns["Speedup"]["jsonPath"] == ".status.benchmark.speedup"
     assert columns["Speedup"]["type"] == "number"
@@ -245,10 +245,9 @@ def test_printer_columns() -> None:
         "jsonPath": ".metadata.creationTimestamp",
     }
     assert {name for name, c in columns.items() if c.get("priority") == 1} == {
-        "GPU",
-        "Replicas",
-        "Speedup",
-    }
-    for name in ("Precision", "Endpoint", "GPU", "Replicas"):
+        "GPU", "Replicas", "Cache", "Speedup",
+    }  # fmt: skip
+    assert columns["Cache"]["jsonPath"] == ".status.conversion.cache.result"
+    for name in ("Precision", "Endpoint", "GPU", "Replicas", "Cache", "Speedup"):
         path = columns[name]["jsonPath"].lstrip(".")
-        assert node_at(path)["type"] in {"string", "integer"}, name
+        assert node_at(path)["type"] == columns[name]["type"], name

@@ -222,6 +222,43 @@ CASES = [
         rules.BENCHMARK_NOT_SELF,
         "spec.benchmark.baseline",
     ),
+    # spec.cache.uri and spec.serving.gpuProduct (converted-model cache)
+    *(
+        Case(f"cache-uri-{scheme}", {"cache": {"uri": f"{scheme}://bucket/c"}})
+        for scheme in ("s3", "gs", "pvc")
+    ),
+    Case(
+        "cache-uri-https",
+        {"cache": {"uri": "https://host/c"}},
+        rules.CACHE_URI_SCHEME,
+        "spec.cache.uri",
+    ),
+    Case(
+        "cache-uri-pvc-bad-claim",
+        {"cache": {"uri": "pvc://Bad_Claim/c"}},
+        rules.PVC_CLAIM,
+        "spec.cache.uri",
+    ),
+    Case(
+        "gpu-product-with-same-selector",
+        {
+            "serving": {
+                "gpuProduct": "NVIDIA-A100-SXM4-80GB",
+                "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"},
+            }
+        },
+    ),
+    Case(
+        "gpu-product-contradicts-selector",
+        {
+            "serving": {
+                "gpuProduct": "NVIDIA-A100-SXM4-80GB",
+                "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L4"},
+            }
+        },
+        rules.GPU_PRODUCT_SELECTOR,
+        "spec.serving.gpuProduct",
+    ),
     # metadata.name (rule at the CRD's root; the model names metadata.name)
     Case("name-ok", {"metadata": {"name": "resnet-50"}}),
     Case("name-upper", {"metadata": {"name": "ResNet"}}, rules.METADATA_NAME, "metadata.name"),

@@ -20,6 +20,7 @@ from chart_support import (
 from trtserve_operator.api.v1alpha1 import TRTModelSpec
 from trtserve_operator.services.builders.deployment import SCRAPE_ANNOTATIONS, build_deployment
 from trtserve_operator.services.builders.target import Target
+from trtserve_operator.settings import Settings
 
 # The chart's minimum (Chart.yaml kubeVersion) and the newest schemas kubernetes-validate has.
 KUBERNETES_VERSIONS = ("1.28.0", kubernetes_validate.utils.latest_version())
@@ -37,6 +38,10 @@ OPERATOR_ENV = {
     "TRTSERVE_LOG_LEVEL",
     "TRTSERVE_HEALTH_PORT",
     "TRTSERVE_METRICS_PORT",
+    "TRTSERVE_CACHE_URI",
+    "TRTSERVE_CACHE_SECRET_NAME",
+    "TRTSERVE_CACHE_SIGNING_SECRET_NAME",
+    "TRTSERVE_CACHE_SIGNING_SECRET_KEY",
 }
 
 
@@ -124,6 +129,10 @@ def test_default_env_values(default: Rendered) -> None:
         "TRTSERVE_LOG_LEVEL": "INFO",
         "TRTSERVE_HEALTH_PORT": "19080",
         "TRTSERVE_METRICS_PORT": "0",
+        "TRTSERVE_CACHE_URI": "",
+        "TRTSERVE_CACHE_SECRET_NAME": "",
+        "TRTSERVE_CACHE_SIGNING_SECRET_NAME": "",
+        "TRTSERVE_CACHE_SIGNING_SECRET_KEY": "key",
     }
 
 
@@ -296,6 +305,29 @@ def test_packaged_chart_renders_the_same(helm: Path, default: Rendered, tmp_path
     result = helm_template(helm, chart=archive)
     assert result.returncode == 0, result.stderr
     assert result.stdout == default.text
+
+
+def test_cache_values_become_the_operator_cache_settings(helm: Path) -> None:
+    result = helm_template(
+        helm,
+        "--set", "cache.uri=s3://models-cache/trtserve",
+        "--set", "cache.secretName=cache-credentials",
+        "--set", "cache.signingSecretName=cache-signing",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    manifests = [m for m in yaml.safe_load_all(result.stdout) if m]
+    rendered = Rendered("cache", result.stdout, manifests)
+    settings = Settings.model_validate(
+        {key.removeprefix("TRTSERVE_").lower(): value for key, value in rendered.env.items()}
+    )
+    assert settings.cache_uri == "s3://models-cache/trtserve"
+    assert settings.cache_secret_name == "cache-credentials"
+    assert (settings.cache_signing_secret_name, settings.cache_signing_secret_key) == (
+        "cache-signing",
+        "key",
+    )
+    rules = [r for m in rendered.of_kind("ClusterRole") for r in m["rules"]]
+    assert not any("secrets" in r.get("resources", []) for r in rules)  # RBAC unchanged
 
 
 def test_notes_name_the_images_to_push(helm: Path) -> None:

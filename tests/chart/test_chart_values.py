@@ -53,6 +53,10 @@ def test_helm_lint_strict(helm: Path, value_set: str) -> None:
         ("resources.limits.gpu=1", "additional properties 'gpu' not allowed"),
         ("podMonitor.enable=true", "additional properties 'enable' not allowed"),
         ("podMonitor.interval=soon", "/podMonitor/interval"),
+        ("cache.uri=https://host/cache", "/cache/uri"),
+        ("cache.uri=pvc://Bad_Claim/x", "/cache/uri"),
+        ("cache.secretName=Bad_Name", "/cache/secretName"),
+        ("cache.size=1", "additional properties 'size' not allowed"),
     ],
 )
 def test_bad_values_are_rejected_at_install(helm: Path, flag: str, expected: str) -> None:

@@ -9,6 +9,12 @@ import pytest
 import yaml
 
 from trtserve_operator.api.v1alpha1 import Accuracy, TRTModelSpec
+from trtserve_operator.services.builders.cache import (
+    CACHE_SECRET_DIR,
+    CacheDefaults,
+    cache_args,
+    resolve_cache,
+)
 from trtserve_operator.services.builders.converter_args import build_converter_args
 from trtserve_operator.services.builders.target import Target
 from trtserve_operator.services.pods import Stage, pod_conversion
@@ -163,6 +169,38 @@ def test_a_report_cut_to_the_termination_message_cap_still_parses() -> None:
     assert status.reason == "SignatureNotFound"
     assert status.message is not None
     assert status.message.endswith("…")
+
+
+def test_rendered_cache_flags_mean_the_same_to_the_converter() -> None:
+    spec = TRTModelSpec.model_validate(
+        {"source": {"uri": "s3://b/m"}, "cache": {"uri": "pvc://claim/dir", "readOnly": True}}
+    )
+    target = Target("m", "team-a", spec)
+    defaults = CacheDefaults(secret_name="creds", signing_secret_name="sign")
+    args = build_converter_args(target) + cache_args(target, resolve_cache(target, defaults))
+    config = converter_cli.config_from_args(converter_cli.build_parser().parse_args(args))
+    assert config.cache_uri == "/mnt/cache/dir"
+    assert config.cache_namespace == "team-a"
+    assert config.cache_publish is False
+    assert config.cache_credentials_dir == CACHE_SECRET_DIR
+    assert config.cache_signing_key_file is not None
+
+
+def test_the_converters_cache_report_reaches_the_status() -> None:
+    text = converter_report.report_json(
+        result="Succeeded",
+        reason="Succeeded",
+        exit_code=0,
+        message="served m from the cache",
+        cache={"result": "PublishFailed", "key": "b" * 64, "publish": 1.5, "warning": "denied"},
+    )
+    status = parse_termination_message(text, 0)
+    assert status.cache is not None
+    assert (status.cache.result, status.cache.seconds, status.cache.warning) == (
+        "PublishFailed",
+        1.5,
+        "denied",
+    )
 
 
 def test_api_describes_the_converters_default_tolerances() -> None:

@@ -345,6 +345,27 @@ def test_s3_transient_errors_are_retried_by_our_loop_only(
     assert seconds < FAST_SECONDS
 
 
+def test_the_s3_cache_store_is_retried_by_our_loop_only(
+    unavailable_server: tuple[str, Counter[str]], s3_env: str, tmp_path: Path
+) -> None:
+    """The cache's store is opened by fetch.open_filesystem (no second S3 client): one
+    attempt per botocore/s3fs request under fetch's loop, with the cache's own endpoint."""
+    from trtserve_converter.cache_store import CacheStoreError, open_store
+
+    endpoint, seen = unavailable_server
+    secret = tmp_path / "cache-secret"
+    secret.mkdir()
+    (secret / "AWS_ENDPOINT_URL").write_text(endpoint)
+    store = open_store("s3://cache/trtserve", str(secret))
+    assert store.fs.retries == 1
+    started = time.monotonic()
+    with pytest.raises(CacheStoreError, match="after 3 attempts"):
+        store.read("ns/k/manifest.json")
+    assert list(seen.values()) == [FETCH_ATTEMPTS]  # one request, made 3 times
+    assert all(path.endswith(" /cache/trtserve/ns/k/manifest.json") for path in seen)
+    assert time.monotonic() - started < FAST_SECONDS
+
+
 def test_s3_wrong_keys_fail_fast_with_auth_failed(
     s3_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -168,7 +168,7 @@ def open_api_schema() -> Schema:
 
 
 def printer_columns() -> list[dict[str, Any]]:
-    """``kubectl get trtmodels`` columns; GPU, Replicas and Speedup only with ``-o wide``."""
+    """``kubectl get trtmodels`` columns; GPU, Replicas, Cache and Speedup only with ``-o wide``."""
     ready = '.status.conditions[?(@.type=="Ready")]'
     return [
         {"name": "Precision", "type": "string", "jsonPath": ".spec.conversion.precision"},
@@ -182,6 +182,13 @@ def printer_columns() -> list[dict[str, Any]]:
             "type": "integer",
             "jsonPath": ".status.readyReplicas",
             "description": "Ready serving pods.",
+            "priority": 1,
+        },
+        {
+            "name": "Cache",
+            "type": "string",
+            "jsonPath": ".status.conversion.cache.result",
+            "description": "Converted-model cache: Hit, Miss, Disabled or PublishFailed.",
             "priority": 1,
         },
         {

@@ -92,6 +92,13 @@ PVC_CLAIM = Rule(
 URI_RULES = (URI_SCHEME, URI_AUTHORITY, PVC_CLAIM)
 """Each URI violates at most one of them: the API server reports every failing rule."""
 
+CACHE_URI_SCHEME_PATTERN = r"^(s3|gs|pvc)://"
+CACHE_URI_SCHEME = Rule(
+    rule=f"self.matches('{CACHE_URI_SCHEME_PATTERN}')",
+    message="cache uri scheme must be one of s3, gs, pvc (e.g. s3://bucket/prefix)",
+)
+CACHE_URI_RULES = (CACHE_URI_SCHEME, URI_AUTHORITY, PVC_CLAIM)
+
 # --- conversion -------------------------------------------------------------------------------
 
 INT8_CALIBRATION = Rule(
@@ -156,6 +163,18 @@ MANAGED_FLAGS = Rule(
         "extraArgs must not set flags the operator manages: "
         + ", ".join(f"--{flag}" for flag in MANAGED_SERVER_FLAGS)
     ),
+)
+
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+"""The NVIDIA GPU Feature Discovery label that spec.serving.gpuProduct selects on."""
+GPU_PRODUCT_SELECTOR = Rule(
+    rule=(
+        "!has(self.gpuProduct) || !has(self.nodeSelector) || "
+        f"!('{GPU_PRODUCT_LABEL}' in self.nodeSelector) || "
+        f"self.nodeSelector['{GPU_PRODUCT_LABEL}'] == self.gpuProduct"
+    ),
+    message=f"nodeSelector['{GPU_PRODUCT_LABEL}'] must equal gpuProduct when both are set",
+    field_path=".gpuProduct",
 )
 
 # --- benchmark --------------------------------------------------------------------------------

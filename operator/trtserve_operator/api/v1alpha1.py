@@ -61,6 +61,15 @@ def _check_uri(uri: str) -> str:
     return uri
 
 
+def _check_cache_uri(uri: str | None) -> str | None:
+    """rules.CACHE_URI_RULES in Python (same order and messages as the CEL)."""
+    if uri is None:
+        return None
+    if not re.search(rules.CACHE_URI_SCHEME_PATTERN, uri):
+        raise rule_error("", rules.CACHE_URI_SCHEME.message)
+    return _check_uri(uri)
+
+
 def _quantity_to_str(value: Any) -> Any:
     """Accept ``cpu: 4`` as the CRD's int-or-string does, and keep quantities as str.
 
@@ -469,6 +478,8 @@ class Batching(ApiModel):
 class Serving(ApiModel):
     """How the converted model is served by TensorFlow Serving."""
 
+    model_config = ConfigDict(json_schema_extra=_cel(rules.GPU_PRODUCT_SELECTOR))
+
     image: Annotated[
         ImageReference | None,
         Field(
@@ -511,6 +522,20 @@ class Serving(ApiModel):
     node_selector: Annotated[
         dict[str, Annotated[str, Field(max_length=63, description="Label value.")]] | None,
         Field(max_length=64, description="Node selector of the serving pods."),
+    ] = None
+    gpu_product: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=63,
+            pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+            description=(
+                "GPU product of the serving nodes, e.g. NVIDIA-A100-SXM4-80GB: adds the "
+                f"nodeSelector {rules.GPU_PRODUCT_LABEL} (NVIDIA GPU Feature Discovery's "
+                "label), so every replica runs on one GPU type and shares one converted-model "
+                "cache entry. Without it each GPU product gets its own entry."
+            ),
+        ),
     ] = None
     tolerations: Annotated[
         list[Annotated[dict[str, Any], CoreType("Toleration")]] | None,
@@ -562,6 +587,15 @@ class Serving(ApiModel):
         if any(re.search(rules.MANAGED_FLAG_PATTERN, arg) for arg in args or []):
             raise rule_error("", rules.MANAGED_FLAGS.message)
         return args
+
+    @model_validator(mode="after")
+    def _gpu_product_selector(self) -> Self:
+        selected = (self.node_selector or {}).get(rules.GPU_PRODUCT_LABEL)
+        if self.gpu_product is not None and selected is not None and selected != self.gpu_product:
+            raise rule_error(
+                rules.GPU_PRODUCT_SELECTOR.field_path or "", rules.GPU_PRODUCT_SELECTOR.message
+            )
+        return self
 
     @field_validator("env")
     @classmethod
@@ -689,6 +723,44 @@ class Benchmark(ApiModel):
         return levels
 
 
+class Cache(ApiModel):
+    """The converted-model cache: the first pod converts and publishes, later pods with the
+    same key (source content, settings, TensorFlow/TensorRT versions, GPU) download it."""
+
+    enabled: Annotated[
+        bool | None,
+        Field(description="Use the cache; default: on when a cache URI is configured."),
+    ] = None
+    uri: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=2048,
+            description=(
+                "Cache location, overriding the operator's cache.uri: s3://bucket/prefix, "
+                "gs://bucket/prefix or pvc://<claim-name>/<path> (a ReadWriteMany claim in the "
+                "model's namespace). Entries are kept under <uri>/<namespace>/<key>/."
+            ),
+            json_schema_extra=_cel(*rules.CACHE_URI_RULES),
+        ),
+        AfterValidator(_check_cache_uri),
+    ] = None
+    secret_ref: Annotated[
+        LocalObjectReference | None,
+        Field(
+            description=(
+                "Secret with the cache's credentials (same keys as spec.source.secretRef), "
+                "mounted read-only at /var/run/secrets/trtserve/cache; overrides the operator's "
+                "cache.secretName."
+            ),
+        ),
+    ] = None
+    read_only: Annotated[
+        bool,
+        Field(description="Only use entries, never publish one (--no-cache-publish)."),
+    ] = False
+
+
 class TRTModelSpec(ApiModel):
     """Desired state of a TRTModel."""
 
@@ -708,6 +780,10 @@ class TRTModelSpec(ApiModel):
         Conversion()
     )
     serving: Annotated[Serving, Field(description="TF Serving settings.")] = Serving()
+    cache: Annotated[
+        Cache | None,
+        Field(description="Converted-model cache; default: the operator's cache settings."),
+    ] = None
     converter_image: Annotated[
         ImageReference | None,
         Field(description="Converter image; default from the operator settings."),
@@ -785,6 +861,20 @@ class AccuracyResult(ApiModel):
     ] = None
 
 
+class CacheStatus(ApiModel):
+    """What the converted-model cache did in the last conversion."""
+
+    result: Annotated[str | None, Field(description="Hit, Miss, Disabled or PublishFailed.")] = None
+    key: Annotated[str | None, Field(description="The cache key (sha256).")] = None
+    seconds: Annotated[
+        float | None,
+        Field(description="Seconds spent on the cache (lookup, wait, download, verify, publish)."),
+    ] = None
+    warning: Annotated[
+        str | None, Field(description="Why an entry was not used or not published.")
+    ] = None
+
+
 class ConversionStatus(ApiModel):
     """The converter's report of the last conversion."""
 
@@ -809,6 +899,9 @@ class ConversionStatus(ApiModel):
         str | None, Field(description="TensorRT version loaded by the converter.")
     ] = None
     gpu: Annotated[str | None, Field(description="GPU product the engines were built on.")] = None
+    cache: Annotated[
+        CacheStatus | None, Field(description="What the converted-model cache did.")
+    ] = None
 
 
 class BenchmarkResult(StrEnum):

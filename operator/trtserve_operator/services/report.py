@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from trtserve_operator.api.v1alpha1 import AccuracyResult, ConversionStatus
+from trtserve_operator.api.v1alpha1 import AccuracyResult, CacheStatus, ConversionStatus
 
 EXIT_REASONS: dict[int, str] = {
     0: "Succeeded",
@@ -47,6 +47,30 @@ class ReportAccuracy(_ReportModel):
     top1_agreement: float | None = None
 
 
+class ReportCache(_ReportModel):
+    """The report's ``cache`` object (converter's cache.py)."""
+
+    result: str | None = None
+    key: str | None = None
+    lookup: float | None = None
+    wait: float | None = None
+    download: float | None = None
+    verify: float | None = None
+    check: float | None = None
+    publish: float | None = None
+    warning: str | None = None
+
+    def to_status(self) -> CacheStatus:
+        steps = (self.lookup, self.wait, self.download, self.verify, self.check, self.publish)
+        spent = [seconds for seconds in steps if seconds is not None]
+        return CacheStatus(
+            result=self.result,
+            key=self.key,
+            seconds=round(sum(spent), 3) if spent else None,
+            warning=self.warning,
+        )
+
+
 class ConverterReport(_ReportModel):
     """The report's keys; unknown keys are ignored so newer converters stay readable."""
 
@@ -67,6 +91,7 @@ class ConverterReport(_ReportModel):
     tensorrt_linked: str | None = None
     tensorrt_loaded: str | None = None
     gpu: str | None = None
+    cache: ReportCache | None = None
 
     def to_status(self) -> ConversionStatus:
         """The report as ``status.conversion``."""
@@ -88,6 +113,7 @@ class ConverterReport(_ReportModel):
             tensorflow_version=self.tensorflow_version,
             tensorrt_version=self.tensorrt_loaded or self.tensorrt_linked,
             gpu=self.gpu,
+            cache=self.cache.to_status() if self.cache is not None else None,
         )
 
 

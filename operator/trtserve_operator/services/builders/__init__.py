@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trtserve_operator.services.builders.benchmark_job import BenchmarkRun, build_benchmark_job
+from trtserve_operator.services.builders.cache import CacheDefaults, resolve_cache
 from trtserve_operator.services.builders.configmap import build_batching_configmap
 from trtserve_operator.services.builders.deployment import (
     build_deployment,
@@ -64,6 +65,7 @@ def build_children(target: Target, settings: Settings) -> Children:
             converter_image=converter_image(target, settings.converter_image),
             serving_image=serving_image(target, settings.serving_image),
             log_format=settings.log_format,
+            cache=resolve_cache(target, cache_defaults(settings)),
         ),
     )
 
@@ -85,3 +87,13 @@ def build_benchmark_jobs(targets: Sequence[Target], settings: Settings) -> list[
                 )
             )
     return jobs
+
+
+def cache_defaults(settings: Settings) -> CacheDefaults:
+    """The operator-wide converted-model cache (chart values cache.*)."""
+    return CacheDefaults(
+        uri=settings.cache_uri,
+        secret_name=settings.cache_secret_name,
+        signing_secret_name=settings.cache_signing_secret_name,
+        signing_secret_key=settings.cache_signing_secret_key,
+    )

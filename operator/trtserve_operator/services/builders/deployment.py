@@ -6,7 +6,9 @@ import hashlib
 import json
 from typing import Any
 
+from trtserve_operator.api.rules import GPU_PRODUCT_LABEL
 from trtserve_operator.services.builders.batching import render_batching_parameters
+from trtserve_operator.services.builders.cache import ResolvedCache, cache_args, cache_volumes
 from trtserve_operator.services.builders.converter_args import (
     ResolvedUri,
     build_converter_args,
@@ -91,7 +93,9 @@ def _uri_volume(resolved: ResolvedUri | None) -> tuple[list[dict[str, Any]], lis
     return [volume], [{"name": mount.volume, "mountPath": mount.mount_path, "readOnly": True}]
 
 
-def build_convert_container(target: Target, image: str, log_format: str) -> dict[str, Any]:
+def build_convert_container(
+    target: Target, image: str, log_format: str, cache: ResolvedCache | None = None
+) -> dict[str, Any]:
     """The ``convert`` initContainer: writes the TF-TRT model into the shared emptyDir."""
     mounts: list[dict[str, Any]] = [
         {"name": "model-repo", "mountPath": MODEL_BASE},
@@ -102,7 +106,7 @@ def build_convert_container(target: Target, image: str, log_format: str) -> dict
     container: dict[str, Any] = {
         "name": CONVERT_CONTAINER,
         "image": image,
-        "args": build_converter_args(target, log_format),
+        "args": build_converter_args(target, log_format) + cache_args(target, cache),
         "env": [{"name": "HOME", "value": "/tmp"}],
         "resources": _resources(target),
         "volumeMounts": mounts,
@@ -115,6 +119,7 @@ def build_convert_container(target: Target, image: str, log_format: str) -> dict
         mounts.append(
             {"name": "source-credentials", "mountPath": SOURCE_SECRET_DIR, "readOnly": True}
         )
+    mounts += cache_volumes(cache)[1]
     return container
 
 
@@ -184,7 +189,7 @@ def build_serving_container(target: Target, image: str) -> dict[str, Any]:
     }
 
 
-def _volumes(target: Target) -> list[dict[str, Any]]:
+def _volumes(target: Target, cache: ResolvedCache | None) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = [
         {"name": "model-repo", "emptyDir": {}},
         {"name": "convert-tmp", "emptyDir": {}},
@@ -200,11 +205,16 @@ def _volumes(target: Target) -> list[dict[str, Any]]:
         volumes.append({"name": "source-credentials", "secret": {"secretName": secret_ref.name}})
     for resolved in (resolved_source(target), resolved_calibration(target)):
         volumes += _uri_volume(resolved)[0]
-    return volumes
+    return volumes + cache_volumes(cache)[0]
 
 
 def build_pod_spec(
-    target: Target, *, converter_image: str, serving_image: str, log_format: str
+    target: Target,
+    *,
+    converter_image: str,
+    serving_image: str,
+    log_format: str,
+    cache: ResolvedCache | None = None,
 ) -> dict[str, Any]:
     serving = target.spec.serving
     pod: dict[str, Any] = {
@@ -217,12 +227,15 @@ def build_pod_spec(
             "fsGroup": RUN_AS_USER,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "initContainers": [build_convert_container(target, converter_image, log_format)],
+        "initContainers": [build_convert_container(target, converter_image, log_format, cache)],
         "containers": [build_serving_container(target, serving_image)],
-        "volumes": _volumes(target),
+        "volumes": _volumes(target, cache),
     }
-    if serving.node_selector:
-        pod["nodeSelector"] = dict(serving.node_selector)
+    node_selector = dict(serving.node_selector or {})
+    if serving.gpu_product:  # one GPU type per model: one cache entry for all replicas
+        node_selector[GPU_PRODUCT_LABEL] = serving.gpu_product
+    if node_selector:
+        pod["nodeSelector"] = node_selector
     if serving.tolerations:
         pod["tolerations"] = list(serving.tolerations)
     if serving.affinity:
@@ -237,7 +250,12 @@ def config_hash(*parts: Any) -> str:
 
 
 def build_deployment(
-    target: Target, *, converter_image: str, serving_image: str, log_format: str = "text"
+    target: Target,
+    *,
+    converter_image: str,
+    serving_image: str,
+    log_format: str = "text",
+    cache: ResolvedCache | None = None,
 ) -> dict[str, Any]:
     """Deployment ``<name>`` owned by the TRTModel.
 
@@ -249,6 +267,7 @@ def build_deployment(
         converter_image=converter_image,
         serving_image=serving_image,
         log_format=log_format,
+        cache=cache,
     )
     batching = (
         render_batching_parameters(target.spec.serving.batching)

@@ -26,8 +26,7 @@ import kopf
 
 from trtserve_operator.handlers.indexes import MANAGED
 
-WATCHED_CHILDREN = (("apps", "v1", "deployments"), ("v1", "services"), ("v1", "configmaps"),
-                    ("v1", "pods"), ("batch", "v1", "jobs"))  # fmt: skip
+WATCHED_CHILDREN = (("v1", "configmaps"), ("batch", "v1", "jobs"))
 """The children and pods the operator watches (only those with its ``managed-by`` label);
 tests/operator/test_handler_shape.py checks that the resource of every handler filtering
 on that label is here."""

@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 
 from trtserve_operator.handlers.indexes import MANAGED
-from trtserve_operator.handlers.view import IndexView
+from trtserve_operator.handlers.view import view_of
 from trtserve_operator.kube.errors import KubeError
 from trtserve_operator.services.builders.monitoring import MONITORING_COMPONENT
 from trtserve_operator.services.builders.names import LABEL_COMPONENT, MONITORING_CONFIGMAP
@@ -21,7 +21,7 @@ SHARED = {**MANAGED, LABEL_COMPONENT: MONITORING_COMPONENT}
 
 @kopf.on.event("v1", "configmaps", labels=SHARED)
 async def monitoring_config_changed(
-    namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
+    namespace: str | None, name: str, memo: kopf.Memo, **_: Any
 ) -> None:
     """Edited or deleted: compare again, and repair it now if a model of the namespace
     mounts it (otherwise the next converge in the namespace does)."""
@@ -30,7 +30,7 @@ async def monitoring_config_changed(
     reconciler: Reconciler = memo["reconciler"]
     namespace = namespace or ""
     reconciler.monitoring.forget(namespace)
-    view = IndexView.from_kwargs(kwargs)
+    view = view_of(memo)
     if not view.has_models(namespace):
         return
     try:

@@ -37,7 +37,7 @@ from trtserve_operator.kube.client import Kube, check_reachable
 from trtserve_operator.kube.credentials import Credentials
 from trtserve_operator.kube.errors import ConfigurationError
 from trtserve_operator.kube.projections import PodProjector, Projector, child_projector
-from trtserve_operator.kube.resources import DEPLOYMENTS, PODS, SERVICES
+from trtserve_operator.kube.resources import CONFIGMAPS, DEPLOYMENTS, PODS, SERVICES
 from trtserve_operator.kube.watch import Informer
 from trtserve_operator.memory import trim_periodically
 from trtserve_operator.services.benchmark import Benchmarks
@@ -87,6 +87,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     caches = Caches(
         deployments=ObjectCache(DEPLOYMENTS.kind),
         services=ObjectCache(SERVICES.kind),
+        configmaps=ObjectCache(CONFIGMAPS.kind),
         pods=ObjectCache(PODS.kind, group_label=LABEL_INSTANCE),
     )
     view = IndexView.from_kwargs(kwargs, caches)
@@ -108,6 +109,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
         for cache, on_change in (
             (caches.deployments, changes.deployment),
             (caches.services, changes.service),
+            (caches.configmaps, changes.configmap),
             (caches.pods, changes.pod),
         )
     ]
@@ -151,6 +153,7 @@ def build_projectors() -> dict[str, Projector[Any]]:
     return {
         DEPLOYMENTS.kind: child_projector(DEPLOYMENTS),
         SERVICES.kind: child_projector(SERVICES),
+        CONFIGMAPS.kind: child_projector(CONFIGMAPS),
         PODS.kind: PodProjector(
             PODS,
             group_label=LABEL_INSTANCE,

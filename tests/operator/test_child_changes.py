@@ -44,6 +44,19 @@ class FakeReconciler:
             self.failures -= 1
             raise TransientError("503")
 
+    @property
+    def monitoring(self) -> Any:
+        calls = self.calls
+
+        class Monitoring:
+            def forget(self, namespace: str) -> None:
+                calls.append(("forget monitoring", namespace))
+
+            async def ensure(self, namespace: str, view: Any) -> None:
+                calls.append(("ensure monitoring", namespace))
+
+        return Monitoring()
+
     async def reconverge(self, namespace: str, name: str, view: Any) -> None:
         self.calls.append(("reconverge", namespace, name))
 
@@ -77,6 +90,8 @@ def test_what_each_change_asks_for() -> None:
         await settle()
         changes.service("ns", "m", None, {"metadata": {"labels": LABELS}, "spec": {}})
         await settle()
+        changes.configmap("ns", "m-batching", None, {"metadata": {"labels": LABELS}, "data": {}})
+        await settle()
         changes.pod("ns", "m-1", None, {"metadata": {"name": "m-1"}}, "m")
         changes.pod("ns", "x", None, {"metadata": {"name": "x"}}, None)  # not a model's
         changes.deployment("ns", "other", None, {"metadata": {"name": "other"}})  # no instance
@@ -91,6 +106,7 @@ def test_what_each_change_asks_for() -> None:
         ("converge", "ns", "m", ["Deployment"]),
         ("converge", "ns", "m", ["Deployment"]),
         ("converge", "ns", "m", ["Service"]),
+        ("converge", "ns", "m", ["ConfigMap"]),
         ("status", "ns", "m"),
     ]
 
@@ -131,4 +147,35 @@ def test_a_transient_error_is_retried_with_the_model_as_cached_then() -> None:
     assert asyncio.run(scenario()) == [
         ("converge", "ns", "m", ["Deployment"]),
         ("reconverge", "ns", "m"),
+    ]
+
+
+class ModelsView:
+    def __init__(self, namespaces: set[str]) -> None:
+        self.namespaces = namespaces
+
+    def has_models(self, namespace: str) -> bool:
+        return namespace in self.namespaces
+
+
+def test_the_shared_monitoring_configmap_is_repaired_where_models_mount_it() -> None:
+    shared = {"metadata": {"name": "trtserve-monitoring", "labels": {
+        "app.kubernetes.io/managed-by": "trtserve-operator",
+        "app.kubernetes.io/component": "monitoring-config"}}}  # fmt: skip
+
+    async def scenario() -> list[tuple[Any, ...]]:
+        fake = FakeReconciler()
+        changes = ChildChanges(
+            cast(Reconciler, fake), cast(IndexView, ModelsView({"ns"})), Retries(delays=(0.01,))
+        )
+        changes.configmap("ns", "trtserve-monitoring", shared, None)  # deleted
+        changes.configmap("empty", "trtserve-monitoring", None, shared)  # no model mounts it
+        await settle()
+        await changes.close()
+        return fake.calls
+
+    assert asyncio.run(scenario()) == [
+        ("forget monitoring", "ns"),
+        ("ensure monitoring", "ns"),
+        ("forget monitoring", "empty"),
     ]

@@ -22,7 +22,7 @@ from kopf._cogs.structs.references import Resource
 import trtserve_operator.cli  # noqa: F401  (registers every handler, as `run` does)
 from trtserve_operator.cli import build_projectors
 from trtserve_operator.handlers.benchmarks import job_projection
-from trtserve_operator.handlers.indexes import MANAGED, child_projection, trtmodel_projection
+from trtserve_operator.handlers.indexes import MANAGED, trtmodel_projection
 from trtserve_operator.handlers.lifecycle import (
     NoDiffBaseStorage,
     NoProgressStorage,
@@ -41,13 +41,12 @@ def test_no_handler_makes_kopf_write_to_the_objects() -> None:
     assert changing == [], "a change-detecting handler makes kopf store a diff-base"
     assert spawning == [], "daemons and timers make kopf store progress"
     watching = {handler.id for handler in registry._watching.get_all_handlers()}
-    assert {"trtmodel_event", "child_changed"} <= {i.split("/")[0] for i in watching}
-    # Issue 11's handlers are level-triggered too: the benchmark and the shared ConfigMap.
-    assert {
+    # Issue 11's handlers are level-triggered too: the benchmark's.
+    assert {i.split("/")[0] for i in watching} == {
+        "trtmodel_event",
         "benchmark_trtmodel_event",
         "benchmark_job_event",
-        "monitoring_config_changed",
-    } <= {i.split("/")[0] for i in watching}
+    }
 
 
 def test_kopf_settings_store_and_post_nothing() -> None:
@@ -100,15 +99,12 @@ def test_child_projections_keep_every_field_converging_compares(example: Path) -
     for children in rendered(example):
         for child in children.all():
             served = with_api_defaults(child)
-            if child["kind"] == "ConfigMap":  # a kopf index
-                projected = child_projection(served)
-            else:  # the adapter's informers
-                projected = adapter_projection(served)
-                assert projected == adapter_projection(served, listed=True)
-                # The same shape the kopf index kept before (plus the replica counts).
-                assert {k: v for k, v in projected.items() if k != "status"} == child_projection(
-                    served
-                )
+            projected = adapter_projection(served)
+            assert projected == adapter_projection(served, listed=True)
+            assert set(projected) <= {"apiVersion", "kind", "metadata", "spec", "data", "status"}
+            assert set(projected["metadata"]) == {
+                "name", "namespace", "uid", "generation", "labels", "ownerReferences"
+            }  # fmt: skip
             assert plan(child, projected).action is Action.NOOP, child["kind"]
             assert "managedFields" not in projected["metadata"]
             assert "annotations" not in projected["metadata"]
@@ -119,7 +115,7 @@ def test_child_projections_keep_every_field_converging_compares(example: Path) -
 
 def test_the_shared_monitoring_configmap_projection_compares_equal() -> None:
     shared = build_monitoring_configmap("ns")
-    projected = child_projection(with_api_defaults(shared))
+    projected = adapter_projection(with_api_defaults(shared))
     assert plan(shared, projected).action is Action.NOOP
     assert "annotations" not in projected["metadata"]
 
@@ -217,7 +213,7 @@ def test_child_watches_select_the_operators_objects_server_side() -> None:
         for handler in handlers
         if MANAGED.items() <= dict(handler.labels or {}).items() and handler.selector is not None
     }
-    assert ("", "v1", "configmaps") in managed
+    assert ("batch", "v1", "jobs") in managed
     for group, version, plural in managed:
         resource = Resource(group, version or "v1", plural)
         selectors = list(settings.watching.label_selectors.collect(resource))
@@ -227,7 +223,7 @@ def test_child_watches_select_the_operators_objects_server_side() -> None:
 
 
 def test_kopf_does_not_watch_what_the_adapter_watches() -> None:
-    """Deployments, Services and Pods are listed and watched by the adapter's informers
+    """The children and pods are listed and watched by the adapter's informers
     (kube/watch.py): a kopf handler or index on them would stream every event twice."""
     registry = kopf.get_default_registry()
     handlers = [
@@ -236,5 +232,5 @@ def test_kopf_does_not_watch_what_the_adapter_watches() -> None:
     ]
     watched = {handler.selector.plural for handler in handlers if handler.selector is not None}
     informed = {projector.resource.plural for projector in build_projectors().values()}
-    assert informed == {"deployments", "services", "pods"}
+    assert informed == {"deployments", "services", "configmaps", "pods"}
     assert watched.isdisjoint(informed), watched

@@ -369,21 +369,22 @@ def test_startup_returns_only_once_every_informer_has_listed() -> None:
     async def scenario() -> None:
         deployments = FakeWatchServer(PATH)
         services = FakeWatchServer("/api/v1/namespaces/ns/services", "Service", "v1")
+        configmaps = FakeWatchServer("/api/v1/namespaces/ns/configmaps", "ConfigMap", "v1")
         pods = FakeWatchServer(PODS_PATH, "Pod", "v1")
-        async with serving(deployments, services, pods) as url:
+        async with serving(deployments, services, configmaps, pods) as url:
             await deployments.put("d0", spec=spec())
             await services.put("d0", spec={"ports": []})
+            await configmaps.put("d0-batching", data={"batching.txt": "x"})
             deployments.list_faults.extend([503, 503])
             memo = kopf.Memo(credentials=Credentials.from_url(url), namespaces=("ns",))
-            await startup(
-                settings=kopf.OperatorSettings(), memo=memo, trtmodel_index={}, configmap_index={}
-            )
+            await startup(settings=kopf.OperatorSettings(), memo=memo, trtmodel_index={})
             try:
                 view = memo["view"]
                 assert isinstance(view, IndexView)
                 assert len(deployments.lists()) == 3
                 assert view.child("Deployment", "ns", "d0") is not None
                 assert view.child("Service", "ns", "d0") is not None
+                assert view.child("ConfigMap", "ns", "d0-batching") is not None
                 assert view.pods("ns", "d0") == []
             finally:
                 await cleanup(memo=memo)
@@ -413,5 +414,18 @@ def test_watch_streams_do_not_take_the_requests_connections() -> None:
             assert got["metadata"]["name"] == "d0"
         finally:
             await kube.close()
+
+    run(scenario)
+
+
+def test_an_unreadable_event_lists_again() -> None:
+    async def scenario(server: FakeWatchServer) -> None:
+        async with informing(server) as (informer, cache, _):
+            await informer.wait_ready()
+            await until(server.watches, "a watch")
+            # A Deployment whose generation is not a number: no projection can be made.
+            await server.put("bad", spec=spec(), metadata={"generation": "x"})
+            await until(lambda: len(server.lists()) == 2, "a second listing")
+            assert cache.get("ns", "bad") is None
 
     run(scenario)

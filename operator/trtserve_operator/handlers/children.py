@@ -5,13 +5,15 @@ The adapter's informers (:mod:`trtserve_operator.kube.watch`) call these for eve
 of a cached projection; the composition root wires them up at startup. Level-triggered
 like the kopf handlers:
 
-- a Deployment or Service created, deleted, or changed in what converging compares
-  (labels, ownerReferences, ``spec``): converge its TRTModel again (a child deleted or
-  edited by hand is put back). Converges of one model do not overlap: changes that arrive
-  while one runs are converged once more right after it;
+- a Deployment, Service or ConfigMap created, deleted, or changed in what converging
+  compares (labels, ownerReferences, ``spec``/``data``): converge its TRTModel again (a
+  child deleted or edited by hand is put back). Converges of one model do not overlap:
+  changes that arrive while one runs are converged once more right after it;
 - a Deployment whose replica counts alone changed (the Deployment controller's status
   updates), or any pod change: only the model's status may have changed (a coalesced
-  status update, see :mod:`trtserve_operator.services.coalesce`).
+  status update, see :mod:`trtserve_operator.services.coalesce`);
+- the namespace's shared ``trtserve-monitoring`` ConfigMap changed or deleted: repair it
+  (:mod:`.monitoring`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from trtserve_operator.handlers.follow import follow
+from trtserve_operator.handlers.monitoring import monitoring_config_changed
 from trtserve_operator.handlers.retries import Retries
 from trtserve_operator.handlers.view import IndexView
-from trtserve_operator.services.builders.names import LABEL_INSTANCE
+from trtserve_operator.services.builders.monitoring import MONITORING_COMPONENT
+from trtserve_operator.services.builders.names import (
+    LABEL_COMPONENT,
+    LABEL_INSTANCE,
+    MONITORING_CONFIGMAP,
+)
 from trtserve_operator.services.reconciler import Reconciler
 
 logger = logging.getLogger(__name__)
@@ -33,9 +41,13 @@ logger = logging.getLogger(__name__)
 Key = tuple[str, str]
 
 
-def _instance(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> str | None:
+def _labels(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> Mapping[str, Any]:
     labels = ((new or old or {}).get("metadata") or {}).get("labels") or {}
-    instance = labels.get(LABEL_INSTANCE)
+    return labels if isinstance(labels, Mapping) else {}
+
+
+def _instance(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> str | None:
+    instance = _labels(old, new).get(LABEL_INSTANCE)
     return str(instance) if instance else None
 
 
@@ -52,6 +64,8 @@ class ChildChanges:
         self._retries = retries
         self._pending: dict[Key, set[str]] = {}
         self._running: dict[Key, asyncio.Task[None]] = {}
+        self._repairs: dict[str, asyncio.Task[None]] = {}
+        self._repair_again: set[str] = set()
 
     def deployment(
         self,
@@ -80,6 +94,24 @@ class ChildChanges:
         instance = _instance(old, new)
         if instance is not None:
             self._converge((namespace, instance), "Service")
+
+    def configmap(
+        self,
+        namespace: str,
+        name: str,
+        old: Mapping[str, Any] | None,
+        new: Mapping[str, Any] | None,
+        group: str | None = None,
+    ) -> None:
+        if (
+            name == MONITORING_CONFIGMAP
+            and _labels(old, new).get(LABEL_COMPONENT) == MONITORING_COMPONENT
+        ):
+            self._repair(namespace)
+            return
+        instance = _instance(old, new)
+        if instance is not None:
+            self._converge((namespace, instance), "ConfigMap")
 
     def pod(
         self,
@@ -112,8 +144,26 @@ class ChildChanges:
         finally:
             self._running.pop(key, None)
 
+    def _repair(self, namespace: str) -> None:
+        if namespace in self._repairs:
+            self._repair_again.add(namespace)
+        else:
+            self._repairs[namespace] = asyncio.create_task(self._run_repair(namespace))
+
+    async def _run_repair(self, namespace: str) -> None:
+        try:
+            while True:
+                await monitoring_config_changed(self._reconciler, namespace, self._view)
+                if namespace not in self._repair_again:
+                    return
+                self._repair_again.discard(namespace)
+        except Exception:  # a defect: logged like kopf logs a failed handler
+            logger.exception("Repairing %s in %s failed", MONITORING_CONFIGMAP, namespace)
+        finally:
+            self._repairs.pop(namespace, None)
+
     async def close(self) -> None:
-        tasks = list(self._running.values())
+        tasks = [*self._running.values(), *self._repairs.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

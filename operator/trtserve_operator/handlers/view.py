@@ -1,8 +1,9 @@
 """The services' :class:`ClusterView` over the operator's read caches.
 
-TRTModels and ConfigMaps are kopf indexes (kopf watches them); Deployments, Services and
-Pods are the adapter's own caches (:class:`trtserve_operator.kube.cache.ObjectCache`, kept
-by its informers: the high-churn kinds, see docs/operator.md, "How reads work"). One view
+TRTModels are a kopf index (kopf watches them and runs their handlers); the children and
+pods are the adapter's own caches (:class:`trtserve_operator.kube.cache.ObjectCache`,
+kept by its informers: the kinds a real cluster changes most, see docs/operator.md, "How
+reads work"). One view
 is built at startup and shared by every handler (kopf's index objects are live).
 """
 
@@ -31,23 +32,19 @@ class Caches:
 
     deployments: ObjectCache
     services: ObjectCache
+    configmaps: ObjectCache
     pods: ObjectCache
 
 
 @dataclass(frozen=True)
 class IndexView:
     trtmodels: kopf.Index[Any, Any]
-    configmaps: kopf.Index[Any, Any]
     caches: Caches
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any], caches: Caches) -> IndexView:
         """The view over kopf's indexes (a handler's or the startup handler's kwargs)."""
-        return cls(
-            trtmodels=kwargs["trtmodel_index"],
-            configmaps=kwargs["configmap_index"],
-            caches=caches,
-        )
+        return cls(trtmodels=kwargs["trtmodel_index"], caches=caches)
 
     def child(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
         if kind == "Deployment":
@@ -55,7 +52,7 @@ class IndexView:
         if kind == "Service":
             return self.caches.services.get(namespace, name)
         if kind == "ConfigMap":
-            return _one(self.configmaps, (namespace, name))
+            return self.caches.configmaps.get(namespace, name)
         raise KeyError(kind)
 
     def pods(self, namespace: str, instance: str) -> Sequence[Mapping[str, Any]]:

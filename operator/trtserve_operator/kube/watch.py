@@ -75,7 +75,8 @@ class GoneError(Exception):
 
 
 class ErrorEventError(TransientError):
-    """An ERROR event other than 410 in a watch stream: back off, then list again."""
+    """An ERROR event other than 410, or an unreadable event, in a watch stream: back off,
+    then list again."""
 
 
 class Informer:
@@ -317,7 +318,8 @@ class Informer:
                 raise ErrorEventError(str(error), code=error.code, reason=error.reason)
             obj = self.projector.decode_object(event.object)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            raise TransientError(f"{what}: unreadable event: {error}") from error
+            # Where the stream stands is unknown: back off, then list again.
+            raise ErrorEventError(f"{what}: unreadable event: {error}") from error
         if event.type in ("ADDED", "MODIFIED"):
             self._store(obj)
         elif event.type == "DELETED":

@@ -2,8 +2,9 @@
 
 Every watch event of a TRTModel, its children or its pods leads here; nothing is stored on
 the TRTModel itself except its status. Converging compares the rendered children with the
-cached ones (the :class:`ClusterView`: kopf's indexes and the adapter's informers), so it is the same whether the operator saw every event or
-just started: a restart lists every TRTModel and converges each once, from what exists.
+cached ones (the :class:`ClusterView`: kopf's TRTModel index and the adapter's informers),
+so it is the same whether the operator saw every event or just started: a restart lists
+every TRTModel and converges each once, from what exists.
 
 - :meth:`Reconciler.observe`: a TRTModel event. A spec this process has already converged
   (same uid, same spec) is skipped, so the operator's own status writes cost no work.

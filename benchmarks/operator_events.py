@@ -15,7 +15,7 @@ CPU per event times the events a real cluster produces per model is the operator
 real converge adds to ``operator_scale.py``'s first-converge number (docs/operator.md,
 "Which numbers transfer"). kmock's own timings mean nothing.
 
-Usage: python benchmarks/operator_events.py [-n 100]
+Usage: python benchmarks/operator_events.py [-n 100] [--profile op.speedscope.json]
 """
 
 from __future__ import annotations
@@ -92,14 +92,14 @@ def churn(cluster: bench.KmockCluster, names: list[str]) -> int:
     return events
 
 
-async def run(count: int) -> dict[str, Any]:
+async def run(count: int, profile: Path | None = None) -> dict[str, Any]:
     cluster = bench.KmockCluster("trtserve-events")
     cluster.start()
     bench.SPEC.clear()
     bench.SPEC.update(bench.example_spec())
     names = [f"bench-{i:04d}" for i in range(count)]
     bench.preload(cluster, names, converged=False)
-    operator = bench.start_operator(cluster)
+    operator = bench.start_operator(cluster, profile)
     try:
         await bench.wait_all_deployments(cluster, names)
         await bench.wait_operator_idle(cluster, operator.pid)
@@ -132,8 +132,11 @@ async def run(count: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--models", type=int, default=100)
+    parser.add_argument(
+        "--profile", type=Path, help="run the operator under py-spy; speedscope JSON here"
+    )
     args = parser.parse_args()
-    results = asyncio.run(run(args.models))
+    results = asyncio.run(run(args.models, args.profile))
     print(yaml.safe_dump({"results": results}, sort_keys=False), flush=True)
     return 0
 

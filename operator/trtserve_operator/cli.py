@@ -26,15 +26,28 @@ import trtserve_operator.handlers  # noqa: F401  (registers the kopf handlers)
 from trtserve_operator.api.crd import render_crd
 from trtserve_operator.api.v1alpha1 import API_VERSION, KIND
 from trtserve_operator.api.validation import describe_validation_error
+from trtserve_operator.handlers.children import ChildChanges
+from trtserve_operator.handlers.follow import retries_of
+from trtserve_operator.handlers.indexes import MANAGED
 from trtserve_operator.handlers.lifecycle import configure_kopf
 from trtserve_operator.handlers.retries import Retries
+from trtserve_operator.handlers.view import Caches, IndexView
+from trtserve_operator.kube.cache import ObjectCache
 from trtserve_operator.kube.client import Kube, check_reachable
 from trtserve_operator.kube.credentials import Credentials
 from trtserve_operator.kube.errors import ConfigurationError
+from trtserve_operator.kube.projections import PodProjector, Projector, child_projector
+from trtserve_operator.kube.resources import CONFIGMAPS, DEPLOYMENTS, PODS, SERVICES
+from trtserve_operator.kube.watch import Informer
 from trtserve_operator.memory import trim_periodically
 from trtserve_operator.services.benchmark import Benchmarks
 from trtserve_operator.services.builders import build_benchmark_jobs, build_children
 from trtserve_operator.services.builders.monitoring import build_monitoring_configmap
+from trtserve_operator.services.builders.names import (
+    CONVERT_CONTAINER,
+    HASH_ANNOTATION,
+    LABEL_INSTANCE,
+)
 from trtserve_operator.services.reconciler import Reconciler
 from trtserve_operator.services.targets import blocker_for, target_from_body
 from trtserve_operator.settings import Settings
@@ -62,12 +75,48 @@ async def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """kopf settings, then the one shared API client and the services."""
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+    """kopf settings, then the one shared API client, the services, and the adapter's
+    informers, whose first listing is in the caches before this returns (kopf starts no
+    handler before its startup handlers are done: the same guarantee as its indexes)."""
     configure_kopf(settings)
     operator_settings = Settings()
-    reconciler = Reconciler(Kube(shared_credentials(memo)), operator_settings)
+    kube = Kube(shared_credentials(memo))
+    reconciler = Reconciler(kube, operator_settings)
     memo["reconciler"] = reconciler
+    caches = Caches(
+        deployments=ObjectCache(DEPLOYMENTS.kind),
+        services=ObjectCache(SERVICES.kind),
+        configmaps=ObjectCache(CONFIGMAPS.kind),
+        pods=ObjectCache(PODS.kind, group_label=LABEL_INSTANCE),
+    )
+    view = IndexView.from_kwargs(kwargs, caches)
+    memo["view"] = view
+    changes = ChildChanges(reconciler, view, retries_of(memo))
+    memo["child_changes"] = changes
+    projectors = build_projectors()
+    selector = ",".join(f"{key}={value}" for key, value in MANAGED.items())
+    namespaces = watched_namespaces(memo, operator_settings)
+    informers = [
+        Informer(
+            kube,
+            projectors[cache.kind],
+            cache,
+            selector=selector,
+            namespaces=namespaces,
+            on_change=on_change,
+        )
+        for cache, on_change in (
+            (caches.deployments, changes.deployment),
+            (caches.services, changes.service),
+            (caches.configmaps, changes.configmap),
+            (caches.pods, changes.pod),
+        )
+    ]
+    memo["informers"] = informers
+    for informer in informers:
+        informer.start()
+    await asyncio.gather(*(informer.wait_ready() for informer in informers))
     memo["benchmarks"] = Benchmarks(
         reconciler.kube, operator_settings, reconciler.metrics, reconciler.writes
     )
@@ -78,6 +127,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    for informer in memo.get("informers") or []:
+        await informer.stop()
+    changes = memo.get("child_changes")
+    if isinstance(changes, ChildChanges):
+        await changes.close()
     retries = memo.get("retries")
     if isinstance(retries, Retries):
         retries.cancel_all()
@@ -91,6 +145,31 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if isinstance(reconciler, Reconciler):
         await reconciler.close()
         await reconciler.kube.close()
+
+
+def build_projectors() -> dict[str, Projector[Any]]:
+    """The adapter's decoders of the kinds it watches itself, by kind: what the operator
+    reads of each (the pod's template hash, the converter's initContainer)."""
+    return {
+        DEPLOYMENTS.kind: child_projector(DEPLOYMENTS),
+        SERVICES.kind: child_projector(SERVICES),
+        CONFIGMAPS.kind: child_projector(CONFIGMAPS),
+        PODS.kind: PodProjector(
+            PODS,
+            group_label=LABEL_INSTANCE,
+            annotations=(HASH_ANNOTATION,),
+            init_containers=(CONVERT_CONTAINER,),
+        ),
+    }
+
+
+def watched_namespaces(memo: kopf.Memo, settings: Settings) -> tuple[str, ...]:
+    """The namespaces ``run`` gave kopf (in the memo), else ``TRTSERVE_NAMESPACES``; empty:
+    all namespaces."""
+    given = memo.get("namespaces")
+    if given is not None:
+        return tuple(given)
+    return tuple(settings.namespaces)
 
 
 async def serve_metrics(reconciler: Reconciler, port: int) -> web.AppRunner:
@@ -216,6 +295,7 @@ def run_operator(args: argparse.Namespace, settings: Settings) -> int:
             standalone=True,
             clusterwide=not namespaces,
             namespaces=list(namespaces),
+            memo=kopf.Memo(namespaces=tuple(namespaces)),
             liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
         )
     return 0

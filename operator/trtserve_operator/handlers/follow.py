@@ -27,7 +27,7 @@ def retries_of(memo: kopf.Memo) -> Retries:
 
 
 async def follow(
-    memo: kopf.Memo,
+    retries: Retries,
     key: tuple[str, str],
     work: Callable[[], Awaitable[None]],
     *,
@@ -38,6 +38,6 @@ async def follow(
         await work()
     except TransientError as error:
         logger.warning("Converging %s/%s failed, retrying later: %s", *key, error)
-        retries_of(memo).schedule(key, retry)
+        retries.schedule(key, retry)
     except KubeError as error:
         logger.error("Converging %s/%s failed: %s", *key, error)

@@ -26,11 +26,11 @@ import kopf
 
 from trtserve_operator.handlers.indexes import MANAGED
 
-WATCHED_CHILDREN = (("apps", "v1", "deployments"), ("v1", "services"), ("v1", "configmaps"),
-                    ("v1", "pods"), ("batch", "v1", "jobs"))  # fmt: skip
-"""The children and pods the operator watches (only those with its ``managed-by`` label);
-tests/operator/test_handler_shape.py checks that the resource of every handler filtering
-on that label is here."""
+WATCHED_CHILDREN = (("batch", "v1", "jobs"),)
+"""The operator's objects kopf watches (only those with its ``managed-by`` label: the
+benchmark Jobs; the other children and pods are the adapter's informers', which select
+the same way); tests/operator/test_handler_shape.py checks that the resource of every kopf
+handler filtering on that label is here."""
 
 
 class NoDiffBaseStorage(kopf.DiffBaseStorage):
@@ -74,10 +74,11 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
       acts on (kopf would post one per handler failure);
     - no namespace/CRD scanning: the watched namespaces are given explicitly;
     - short-lived per-object workers (memory after a restart with many objects);
-    - the watches of children and pods ask the API server for the operator's own objects
-      only (a label selector): the handlers' ``labels=`` filters are client-side, so
-      without it kopf would stream and process every Deployment, Service, ConfigMap and
-      Pod of the watched namespaces (of the whole cluster with ``-A``);
+    - the watch of benchmark Jobs asks the API server for the operator's own objects only
+      (a label selector): the handlers' ``labels=`` filters are client-side, so without it
+      kopf would stream and process every Job of the watched namespaces (of the whole
+      cluster with ``-A``). Deployments, Services, ConfigMaps and Pods are not watched by
+      kopf at all but by the adapter's informers (with the same selector);
     - kopf's per-object log lines ("Handler 'child_changed' succeeded.", one per handler
       per watch event) only at DEBUG: thousands of lines after a restart, and a visible
       part of the operator's CPU. Failures (warnings, errors) are still logged.

@@ -1,39 +1,32 @@
-"""Watch on the namespace-wide ``trtserve-monitoring`` ConfigMaps: put them back."""
+"""The namespace-wide ``trtserve-monitoring`` ConfigMaps: put them back when they change.
+
+Called from :mod:`.children` when the adapter's ConfigMap informer sees the shared
+ConfigMap of a namespace change or disappear.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import kopf
-
-from trtserve_operator.handlers.indexes import MANAGED
 from trtserve_operator.handlers.view import IndexView
 from trtserve_operator.kube.errors import KubeError
-from trtserve_operator.services.builders.monitoring import MONITORING_COMPONENT
-from trtserve_operator.services.builders.names import LABEL_COMPONENT, MONITORING_CONFIGMAP
+from trtserve_operator.services.builders.names import MONITORING_CONFIGMAP
 from trtserve_operator.services.reconciler import Reconciler
 
 logger = logging.getLogger(__name__)
 
-SHARED = {**MANAGED, LABEL_COMPONENT: MONITORING_COMPONENT}
 
-
-@kopf.on.event("v1", "configmaps", labels=SHARED)
 async def monitoring_config_changed(
-    namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
+    reconciler: Reconciler, namespace: str, view: IndexView
 ) -> None:
     """Edited or deleted: compare again, and repair it now if a model of the namespace
     mounts it (otherwise the next converge in the namespace does)."""
-    if name != MONITORING_CONFIGMAP:
-        return
-    reconciler: Reconciler = memo["reconciler"]
-    namespace = namespace or ""
     reconciler.monitoring.forget(namespace)
-    view = IndexView.from_kwargs(kwargs)
     if not view.has_models(namespace):
         return
     try:
         await reconciler.monitoring.ensure(namespace, view)
     except KubeError as error:
-        logger.warning("Repairing ConfigMap %s/%s failed: %s", namespace, name, error)
+        logger.warning(
+            "Repairing ConfigMap %s/%s failed: %s", namespace, MONITORING_CONFIGMAP, error
+        )

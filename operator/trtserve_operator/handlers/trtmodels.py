@@ -14,8 +14,8 @@ from typing import Any
 import kopf
 
 from trtserve_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
-from trtserve_operator.handlers.follow import follow
-from trtserve_operator.handlers.view import IndexView
+from trtserve_operator.handlers.follow import follow, retries_of
+from trtserve_operator.handlers.view import view_of
 from trtserve_operator.services.reconciler import Reconciler
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ async def trtmodel_event(
     namespace: str | None,
     name: str,
     memo: kopf.Memo,
-    **kwargs: Any,
+    **_: Any,
 ) -> None:
     """Listed (``type`` None), added or modified: converge; deleted: forget.
 
@@ -42,9 +42,9 @@ async def trtmodel_event(
         reconciler.forget(*key)
         logger.info("TRTModel %s/%s deleted; its children are garbage-collected", *key)
         return
-    view = IndexView.from_kwargs(kwargs)
+    view = view_of(memo)
     await follow(
-        memo,
+        retries_of(memo),
         key,
         lambda: reconciler.observe(body, view),
         retry=lambda: reconciler.reconverge(*key, view),

@@ -1,4 +1,11 @@
-"""The services' :class:`ClusterView` over kopf's indexes."""
+"""The services' :class:`ClusterView` over the operator's read caches.
+
+TRTModels are a kopf index (kopf watches them and runs their handlers); the children and
+pods are the adapter's own caches (:class:`trtserve_operator.kube.cache.ObjectCache`,
+kept by its informers: the kinds a real cluster changes most, see docs/operator.md, "How
+reads work"). One view
+is built at startup and shared by every handler (kopf's index objects are live).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
+
+from trtserve_operator.kube.cache import ObjectCache
 
 
 def _one(index: kopf.Index[Any, Any], key: tuple[str, str]) -> Mapping[str, Any] | None:
@@ -18,33 +27,36 @@ def _one(index: kopf.Index[Any, Any], key: tuple[str, str]) -> Mapping[str, Any]
 
 
 @dataclass(frozen=True)
+class Caches:
+    """The adapter's caches, one per kind it watches itself."""
+
+    deployments: ObjectCache
+    services: ObjectCache
+    configmaps: ObjectCache
+    pods: ObjectCache
+
+
+@dataclass(frozen=True)
 class IndexView:
     trtmodels: kopf.Index[Any, Any]
-    deployments: kopf.Index[Any, Any]
-    services: kopf.Index[Any, Any]
-    configmaps: kopf.Index[Any, Any]
-    pod_store: kopf.Index[Any, Any]
+    caches: Caches
 
     @classmethod
-    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> IndexView:
-        return cls(
-            trtmodels=kwargs["trtmodel_index"],
-            deployments=kwargs["deployment_index"],
-            services=kwargs["service_index"],
-            configmaps=kwargs["configmap_index"],
-            pod_store=kwargs["pod_index"],
-        )
+    def from_kwargs(cls, kwargs: Mapping[str, Any], caches: Caches) -> IndexView:
+        """The view over kopf's indexes (a handler's or the startup handler's kwargs)."""
+        return cls(trtmodels=kwargs["trtmodel_index"], caches=caches)
 
     def child(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
-        index = {
-            "Deployment": self.deployments,
-            "Service": self.services,
-            "ConfigMap": self.configmaps,
-        }[kind]
-        return _one(index, (namespace, name))
+        if kind == "Deployment":
+            return self.caches.deployments.get(namespace, name)
+        if kind == "Service":
+            return self.caches.services.get(namespace, name)
+        if kind == "ConfigMap":
+            return self.caches.configmaps.get(namespace, name)
+        raise KeyError(kind)
 
     def pods(self, namespace: str, instance: str) -> Sequence[Mapping[str, Any]]:
-        return list(self.pod_store.get((namespace, instance), []))
+        return self.caches.pods.group(namespace, instance)
 
     def trtmodel(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return _one(self.trtmodels, (namespace, name))
@@ -52,3 +64,10 @@ class IndexView:
     def has_models(self, namespace: str) -> bool:
         """Whether any TRTModel of ``namespace`` is cached (a scan: for rare events only)."""
         return any(key[0] == namespace for key in self.trtmodels)
+
+
+def view_of(memo: kopf.Memo) -> IndexView:
+    """The operator's one view (built by the startup handler)."""
+    view = memo["view"]
+    assert isinstance(view, IndexView)
+    return view

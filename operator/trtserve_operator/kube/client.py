@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -162,6 +163,8 @@ class Kube:
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
         self._tls: tuple[Any, ...] | None = None
+        self._stream_session: aiohttp.ClientSession | None = None
+        self._stream_tls: tuple[Any, ...] | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -175,13 +178,20 @@ class Kube:
         return cls(Credentials.from_url(url))
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._stream_session):
+            if session is not None:
+                await session.close()
+        self._session = self._stream_session = None
 
-    def _session_for(self, info: kopf.ConnectionInfo) -> aiohttp.ClientSession:
+    def _session_for(
+        self, info: kopf.ConnectionInfo, *, streams: bool = False
+    ) -> aiohttp.ClientSession:
         """The session (TLS context, connection pool) for ``info``; a new one only when
-        the TLS side changed (an exec plugin's new client certificate), not per token."""
+        the TLS side changed (an exec plugin's new client certificate), not per token.
+
+        Watch streams (``streams``) have a pool of their own without a limit: each holds
+        its connection for minutes (one per watched kind and namespace), and would
+        otherwise take the requests' connections (at most :data:`CONNECTIONS`)."""
         tls = (
             info.proxy_url,
             info.ca_path,
@@ -192,22 +202,30 @@ class Kube:
             info.private_key_path,
             info.private_key_data,
         )
-        if self._session is None or self._session.closed or tls != self._tls:
-            old = self._session
-            connector = aiohttp.TCPConnector(limit=CONNECTIONS, ssl=info.as_ssl_context())
-            self._session = aiohttp.ClientSession(
+        session, known = (
+            (self._stream_session, self._stream_tls) if streams else (self._session, self._tls)
+        )
+        if session is None or session.closed or tls != known:
+            old = session
+            connector = aiohttp.TCPConnector(
+                limit=0 if streams else CONNECTIONS, ssl=info.as_ssl_context()
+            )
+            session = aiohttp.ClientSession(
                 connector=connector,
                 proxy=info.proxy_url,  # the kubeconfig's proxy-url (HTTP(S)_PROXY: not used)
                 timeout=self._timeout,
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
                 skip_auto_headers=("Content-Type",),
             )
-            self._tls = tls
+            if streams:
+                self._stream_session, self._stream_tls = session, tls
+            else:
+                self._session, self._tls = session, tls
             if old is not None and not old.closed:  # its requests in flight finish first
                 task = asyncio.get_running_loop().create_task(old.close())
                 self._closing.add(task)
                 task.add_done_callback(self._closing.discard)
-        return self._session
+        return session
 
     async def raw(
         self,
@@ -234,6 +252,27 @@ class Kube:
                 payload = await response.read()
             if status != 401 or not retry_unauthorized:
                 return status, payload
+            retry_unauthorized = False
+            info = await self.credentials.connection_info(stale=info)
+
+    @asynccontextmanager
+    async def stream(
+        self, path: str, *, timeout: aiohttp.ClientTimeout
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A ``GET`` whose answer is read by the caller (a watch stream, a big list page),
+        with its own time-outs. A 401 is retried once with renewed credentials, like
+        :meth:`raw`. Raises aiohttp's and the OS's errors and :class:`CredentialsError`
+        unchanged (the informer translates them)."""
+        info = await self.credentials.connection_info()
+        retry_unauthorized = True
+        while True:
+            session = self._session_for(info, streams=True)
+            async with session.get(
+                self.credentials.server + path, headers=info.as_http_headers(), timeout=timeout
+            ) as response:
+                if response.status != 401 or not retry_unauthorized:
+                    yield response
+                    return
             retry_unauthorized = False
             info = await self.credentials.connection_info(stale=info)
 

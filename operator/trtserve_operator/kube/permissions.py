@@ -1,8 +1,10 @@
 """Every (apiGroup, resource, verb) the operator process needs: the chart's RBAC source.
 
-It covers the adapter (:mod:`trtserve_operator.kube.client`) and kopf as the operator runs
-it: ``--standalone`` (no peering objects), namespace/CRD scanning disabled, no progress or
-diff-base storage and no event posting (kopf only lists and watches).
+It covers the adapter (:mod:`trtserve_operator.kube.client`, and its informers in
+:mod:`trtserve_operator.kube.watch`, which list and watch Deployments, Services,
+ConfigMaps and Pods) and kopf as the operator runs it: ``--standalone`` (no peering
+objects), namespace/CRD scanning disabled, no progress or diff-base storage and no event
+posting (kopf only lists and watches TRTModels and benchmark Jobs).
 Discovery (``/api``, ``/apis/...``) is a non-resource URL granted to every authenticated
 user by the default ``system:discovery`` role. A test records every request the operator
 makes against the kmock emulator and checks it is covered here.
@@ -34,12 +36,13 @@ REQUIRED_PERMISSIONS: frozenset[Permission] = frozenset(
     # OwnerReferencesPermissionEnforcement admission plugin only allows to whoever may
     # update the owner's finalizers (no request is made with it).
     | _grant(GROUP, f"{PLURAL}/finalizers", "update")
-    # Children: kopf watches them (indexes), the adapter gets/creates/patches them.
+    # Children: the adapter's informers list and watch them; the adapter gets (on a
+    # conflict), creates and patches them.
     | _grant("apps", "deployments", "get", "list", "watch", "create", "patch")
     | _grant("", "services", "get", "list", "watch", "create", "patch")
     | _grant("", "configmaps", "get", "list", "watch", "create", "patch")
-    # Pods are only read, for the converter's termination message and readiness, and for
-    # the benchmark Job's pod's termination message (trt-bench's JSON summary).
+    # Pods are only read (the adapter's informer, and a list for the benchmark Job's pod):
+    # the converter's termination message and readiness, trt-bench's JSON summary.
     | _grant("", "pods", "list", "watch")
     # The A/B benchmark Job (spec.benchmark): kopf watches it (an index), the adapter
     # creates it, reads it back on a conflict and deletes it once its result is read.

@@ -2,14 +2,16 @@
 
 Every watch event of a TRTModel, its children or its pods leads here; nothing is stored on
 the TRTModel itself except its status. Converging compares the rendered children with the
-cached ones (kopf's indexes), so it is the same whether the operator saw every event or
-just started: a restart lists every TRTModel and converges each once, from what exists.
+cached ones (the :class:`ClusterView`: kopf's TRTModel index and the adapter's informers),
+so it is the same whether the operator saw every event or just started: a restart lists
+every TRTModel and converges each once, from what exists.
 
 - :meth:`Reconciler.observe`: a TRTModel event. A spec this process has already converged
   (same uid, same spec) is skipped, so the operator's own status writes cost no work.
 - :meth:`Reconciler.child_changed`: a child changed or vanished: converge again (a no-op
   when it still matches).
-- :meth:`Reconciler.pods_changed`: only the status can change.
+- :meth:`Reconciler.pods_changed`: only the status can change (a pod, or a Deployment's
+  replica counts).
 
 Status updates are *requested* and run once per model per ``status_interval`` (see
 :mod:`.coalesce`), computed from the cache as it is then; each posts at most one Event
@@ -30,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -199,12 +201,18 @@ class Reconciler:
     ) -> None:
         """A child (``kind``) of ``instance`` changed or vanished: put it back if it
         differs."""
+        await self.children_changed(namespace, instance, (kind,), view)
+
+    async def children_changed(
+        self, namespace: str, instance: str, kinds: Iterable[str], view: ClusterView
+    ) -> None:
+        """Children of ``instance`` (of ``kinds``) changed or vanished: one converge."""
         self._view = view
         key = (namespace, instance)
         state = self._models.get(key)
         if state is None or state.target is None:
             return  # not seen yet (its own event converges it) or invalid
-        state.unseen.discard(kind)  # the cache has caught up with it (or its deletion)
+        state.unseen.difference_update(kinds)  # the cache has caught up with them
         await self._converge(key, state, view)
 
     def pods_changed(self, namespace: str, instance: str, view: ClusterView) -> None:

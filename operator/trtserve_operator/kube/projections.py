@@ -1,0 +1,241 @@
+"""Decode watch events and list pages straight into projections (msgspec).
+
+A projection keeps only what the operator reads of an object (the same shapes kopf's
+indexes keep for the kinds kopf still watches, :mod:`trtserve_operator.handlers.indexes`):
+
+- Deployment, Service, ConfigMap: ``apiVersion``, ``kind``, identity, labels and
+  ownerReferences, ``spec``/``data`` whole (converging compares every rendered field with
+  them); of a Deployment's ``status`` only the replica counts.
+- Pod: its name, the annotations asked for (the template hash), deletion, phase, the
+  ``PodScheduled=False`` condition and the state of the init containers asked for (the
+  converter's report).
+
+msgspec decodes into typed structs and *skips* everything else without building it: a
+pod's spec, managedFields, other controllers' annotations (kubectl's
+last-applied-configuration) and status conditions never become Python objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from trtserve_operator.kube.resources import ApiResource
+
+T = TypeVar("T")
+
+CONDITION_KEYS = ("type", "status", "reason", "message")
+INIT_STATUS_KEYS = ("name", "state", "lastState")
+
+
+class ListMeta(msgspec.Struct, rename="camel"):
+    resource_version: str = ""
+    continue_: str = msgspec.field(default="", name="continue")
+
+
+class ObjectList(msgspec.Struct, Generic[T]):
+    metadata: ListMeta = msgspec.field(default_factory=ListMeta)
+    items: list[T] = msgspec.field(default_factory=list)
+
+
+class RawEvent(msgspec.Struct):
+    """A watch event whose object is decoded later, by its type (a Status for ERROR)."""
+
+    type: str
+    object: msgspec.Raw = msgspec.Raw(b"{}")
+
+
+class Status(msgspec.Struct):
+    """The ``Status`` object of a watch ERROR event."""
+
+    code: int = 0
+    reason: str = ""
+    message: str = ""
+
+
+class ChildMeta(msgspec.Struct, rename="camel"):
+    name: str = ""
+    namespace: str = ""
+    uid: str | None = None
+    generation: int | None = None
+    deletion_timestamp: str | None = None
+    resource_version: str = ""
+    labels: dict[str, str] | None = None
+    owner_references: list[dict[str, Any]] | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """The metadata the projection keeps (as the API names it)."""
+        picked: dict[str, Any] = {"name": self.name}
+        if self.namespace:
+            picked["namespace"] = self.namespace
+        for key, value in (
+            ("uid", self.uid),
+            ("generation", self.generation),
+            ("deletionTimestamp", self.deletion_timestamp),
+            ("labels", self.labels),
+            ("ownerReferences", self.owner_references),
+        ):
+            if value is not None:
+                picked[key] = value
+        return picked
+
+
+class ReplicaCounts(msgspec.Struct, rename="camel"):
+    replicas: int | None = None
+    ready_replicas: int | None = None
+    available_replicas: int | None = None
+    updated_replicas: int | None = None
+
+    def picked(self) -> dict[str, int]:
+        return {
+            key: value
+            for key, value in (
+                ("replicas", self.replicas),
+                ("readyReplicas", self.ready_replicas),
+                ("availableReplicas", self.available_replicas),
+                ("updatedReplicas", self.updated_replicas),
+            )
+            if value is not None
+        }
+
+
+class DeploymentWire(msgspec.Struct):
+    metadata: ChildMeta = msgspec.field(default_factory=ChildMeta)
+    spec: dict[str, Any] | None = None
+    status: ReplicaCounts | None = None
+
+
+class ServiceWire(msgspec.Struct):
+    metadata: ChildMeta = msgspec.field(default_factory=ChildMeta)
+    spec: dict[str, Any] | None = None
+
+
+class ConfigMapWire(msgspec.Struct):
+    metadata: ChildMeta = msgspec.field(default_factory=ChildMeta)
+    data: dict[str, Any] | None = None
+
+
+class PodMeta(msgspec.Struct, rename="camel"):
+    name: str = ""
+    namespace: str = ""
+    resource_version: str = ""
+    deletion_timestamp: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class PodStatus(msgspec.Struct, rename="camel"):
+    phase: str | None = None
+    conditions: list[dict[str, Any]] | None = None
+    init_container_statuses: list[dict[str, Any]] | None = None
+
+
+class PodWire(msgspec.Struct):
+    metadata: PodMeta = msgspec.field(default_factory=PodMeta)
+    status: PodStatus | None = None
+
+
+@dataclass(frozen=True)
+class Projected:
+    """One decoded object: where it goes in the cache and what is kept of it."""
+
+    namespace: str
+    name: str
+    resource_version: str
+    projection: dict[str, Any]
+    group: str | None = None
+
+
+class Projector(Generic[T]):
+    """Decodes one kind's list pages and watch objects into :class:`Projected`."""
+
+    def __init__(self, resource: ApiResource, wire: type[T]) -> None:
+        self.resource = resource
+        self._object = msgspec.json.Decoder(wire)
+        self._list = msgspec.json.Decoder(ObjectList[wire])  # type: ignore[valid-type]
+
+    def decode_object(self, raw: bytes | msgspec.Raw) -> Projected:
+        return self.project(self._object.decode(raw))
+
+    def decode_list(self, raw: bytes) -> tuple[list[Projected], str, str]:
+        """(objects, the list's resourceVersion, its ``continue`` token)."""
+        page = self._list.decode(raw)
+        return (
+            [self.project(item) for item in page.items],
+            page.metadata.resource_version,
+            page.metadata.continue_,
+        )
+
+    def project(self, item: T) -> Projected:
+        raise NotImplementedError
+
+
+class ChildProjector(Projector[Any]):
+    """Deployments, Services, ConfigMaps: what converging compares (and replica counts)."""
+
+    def project(self, item: Any) -> Projected:
+        meta: ChildMeta = item.metadata
+        projection: dict[str, Any] = {
+            "apiVersion": self.resource.api_version,
+            "kind": self.resource.kind,
+        }
+        for key in ("spec", "data"):
+            value = getattr(item, key, None)
+            if value is not None:
+                projection[key] = value
+        projection["metadata"] = meta.identity()
+        if isinstance(item, DeploymentWire):
+            projection["status"] = {} if item.status is None else item.status.picked()
+        return Projected(meta.namespace, meta.name, meta.resource_version, projection)
+
+
+class PodProjector(Projector[PodWire]):
+    """Pods, grouped by ``group_label`` (their TRTModel)."""
+
+    def __init__(
+        self,
+        resource: ApiResource,
+        *,
+        group_label: str,
+        annotations: Sequence[str],
+        init_containers: Sequence[str],
+    ) -> None:
+        super().__init__(resource, PodWire)
+        self.group_label = group_label
+        self._annotations = tuple(annotations)
+        self._init_containers = frozenset(init_containers)
+
+    def project(self, item: PodWire) -> Projected:
+        meta = item.metadata
+        status = item.status or PodStatus()
+        annotations = meta.annotations or {}
+        projection = {
+            "metadata": {
+                "name": meta.name,
+                "annotations": {k: annotations[k] for k in self._annotations if k in annotations},
+                "deletionTimestamp": meta.deletion_timestamp,
+            },
+            "status": {
+                "phase": status.phase,
+                "conditions": [
+                    {k: c[k] for k in CONDITION_KEYS if k in c}
+                    for c in status.conditions or []
+                    if c.get("type") == "PodScheduled" and c.get("status") == "False"
+                ],
+                "initContainerStatuses": [
+                    {k: s[k] for k in INIT_STATUS_KEYS if k in s}
+                    for s in status.init_container_statuses or []
+                    if s.get("name") in self._init_containers
+                ],
+            },
+        }
+        group = (meta.labels or {}).get(self.group_label)
+        return Projected(meta.namespace, meta.name, meta.resource_version, projection, group)
+
+
+def child_projector(resource: ApiResource) -> ChildProjector:
+    wire = {"Deployment": DeploymentWire, "Service": ServiceWire, "ConfigMap": ConfigMapWire}
+    return ChildProjector(resource, wire[resource.kind])

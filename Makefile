@@ -8,6 +8,8 @@ OPERATOR_VENV ?= .venv-operator
 TF_PIN := tensorflow-cpu==2.17.1
 SERVING_API_PIN := tensorflow-serving-api==2.17.1
 PYTEST_ARGS ?=
+# pytest-xdist workers (CI has 2 cores); PYTEST_WORKERS=0 runs in this process (pdb, -s).
+PYTEST_WORKERS ?= 2
 
 .PHONY: run test setup operator-setup tools lint pytest crd render gpu-smoke images clean
 
@@ -58,7 +60,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 
 pytest: $(VENV)/.installed
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test: setup lint pytest
 

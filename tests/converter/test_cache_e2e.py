@@ -425,8 +425,15 @@ TAMPERING = {
 }
 
 
-@pytest.mark.parametrize("tamper", list(TAMPERING))
-@pytest.mark.parametrize("mode", ["NATIVE", "FP16"], indirect=True)
+# Every kind of bad entry in NATIVE; through the TF-TRT double the one only a hash can tell
+# (how an entry is checked does not depend on the precision, and each run costs seconds).
+BAD_ENTRIES = [
+    *(pytest.param("NATIVE", tamper, id=f"NATIVE-{tamper}") for tamper in TAMPERING),
+    pytest.param("FP16", "tampered-file", id="FP16-tampered-file"),
+]
+
+
+@pytest.mark.parametrize(("mode", "tamper"), BAD_ENTRIES, indirect=["mode"])
 def test_a_bad_entry_is_never_served(
     *,
     store: Store,
@@ -459,8 +466,9 @@ def test_a_bad_entry_is_never_served(
     for name in expected:
         np.testing.assert_array_equal(got[name], expected[name])
 
-    third = convert(*args)  # the second run replaced the bad entry
-    assert third.cache["result"] == "Hit", third.cache
+    if tamper == "tampered-file":  # the second run replaced the bad entry (checked once)
+        third = convert(*args)
+        assert third.cache["result"] == "Hit", third.cache
 
 
 def test_a_wrong_engine_that_fails_on_its_warmup_input_is_not_served(
@@ -539,11 +547,11 @@ def test_a_check_that_crashes_is_a_miss_and_the_converter_converts(
         np.testing.assert_array_equal(got[name], expected[name])
     assert not list((second.output / "clf").glob(".*"))  # no staging left behind
 
-    # the real child and its time bound
-    monkeypatch.setattr(cache_check, "check_command", real[0])
-    monkeypatch.setattr(cache_check, "CHECK_TIMEOUT_SECONDS", real[1])
-    third = convert(*args)  # the real check accepts the entry the second run published
-    assert third.cache["result"] == "Hit", third.cache
+    if crash == "abort-on-load":  # the real child and its time bound (checked once)
+        monkeypatch.setattr(cache_check, "check_command", real[0])
+        monkeypatch.setattr(cache_check, "CHECK_TIMEOUT_SECONDS", real[1])
+        third = convert(*args)  # the real check accepts the entry the second run published
+        assert third.cache["result"] == "Hit", third.cache
 
 
 def test_the_check_child_loads_the_model_and_stops_when_not_needed(

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -183,31 +185,37 @@ class EmulatedCluster:
 
     # --- the test's own client -----------------------------------------------------------
 
-    def get(self, path: str) -> dict[str, Any] | None:
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
+        """One request of the test's own; when the emulator does not answer in time, every
+        thread's stack goes to stderr (shown with the failure) before the error."""
         assert self.http is not None
-        response = self.http.get(path)
+        try:
+            return self.http.request(method, path, **kwargs)
+        except httpx2.TimeoutException:
+            dump_threads(f"the emulator did not answer {method} {path}")
+            raise
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        response = self._send("GET", path)
         if response.status_code == 404:
             return None
         response.raise_for_status()
         return dict(response.json())
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        assert self.http is not None
-        response = self.http.post(path, json=body)
+        response = self._send("POST", path, json=body)
         response.raise_for_status()
         return dict(response.json())
 
     def patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        assert self.http is not None
-        response = self.http.patch(
-            path, json=body, headers={"Content-Type": "application/merge-patch+json"}
+        response = self._send(
+            "PATCH", path, json=body, headers={"Content-Type": "application/merge-patch+json"}
         )
         response.raise_for_status()
         return dict(response.json())
 
     def delete(self, path: str) -> None:
-        assert self.http is not None
-        self.http.delete(path).raise_for_status()
+        self._send("DELETE", path).raise_for_status()
 
     def kubeconfig(self, path: Path) -> Path:
         path.write_text(
@@ -316,12 +324,34 @@ def settle(cluster: EmulatedCluster, *, quiet: float = 1.0, timeout: float = 15.
     raise AssertionError("the operator never went quiet")
 
 
+def dump_threads(why: str) -> None:
+    """Every thread's Python stack on stderr: what the operator's and the emulator's threads
+    were doing when something did not answer or did not stop."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    lines = [f"--- {why}: the stacks of all {len(names)} threads ---"]
+    for ident, frame in sys._current_frames().items():
+        lines.append(f"thread {names.get(ident, '?')} ({ident}):")
+        lines.extend(line.rstrip() for line in traceback.format_stack(frame))
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
 @contextmanager
 def operator_running(*extra: str) -> Iterator[KopfRunner]:
-    """The operator as ``trtserve-operator run`` starts it (kopf, standalone, all namespaces)."""
+    """The operator as ``trtserve-operator run`` starts it (kopf, standalone, all namespaces).
+
+    KopfRunner's thread is made a daemon before it starts: an operator that does not stop
+    fails its test (KopfRunner raises after ``timeout``) but cannot keep the test process
+    alive after the session, where it would hang CI until its time limit."""
     args = ["run", "--standalone", "--all-namespaces", "-m", "trtserve_operator.cli", *extra]
-    with KopfRunner(args, timeout=30) as runner:
-        yield runner
+    runner = KopfRunner(args, timeout=30)
+    runner._thread.daemon = True  # not started yet (private: kopf offers no option)
+    try:
+        with runner:
+            yield runner
+    except Exception as error:
+        if runner._thread.is_alive():
+            dump_threads(f"the operator did not stop ({error})")
+        raise
 
 
 def trtmodel(name: str, namespace: str = "default", **spec: Any) -> dict[str, Any]:

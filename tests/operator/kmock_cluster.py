@@ -332,18 +332,19 @@ def dump_threads(why: str) -> None:
     for ident, frame in sys._current_frames().items():
         lines.append(f"thread {names.get(ident, '?')} ({ident}):")
         lines.extend(line.rstrip() for line in traceback.format_stack(frame))
-    print("\n".join(lines), file=sys.stderr, flush=True)
+    # sys.__stderr__: KopfRunner's click runner replaces sys.stderr while the operator runs
+    print("\n".join(lines), file=sys.__stderr__, flush=True)
 
 
 @contextmanager
-def operator_running(*extra: str) -> Iterator[KopfRunner]:
+def operator_running(*extra: str, timeout: float = 30) -> Iterator[KopfRunner]:
     """The operator as ``trtserve-operator run`` starts it (kopf, standalone, all namespaces).
 
     KopfRunner's thread is made a daemon before it starts: an operator that does not stop
     fails its test (KopfRunner raises after ``timeout``) but cannot keep the test process
     alive after the session, where it would hang CI until its time limit."""
     args = ["run", "--standalone", "--all-namespaces", "-m", "trtserve_operator.cli", *extra]
-    runner = KopfRunner(args, timeout=30)
+    runner = KopfRunner(args, timeout=timeout)
     runner._thread.daemon = True  # not started yet (private: kopf offers no option)
     try:
         with runner:

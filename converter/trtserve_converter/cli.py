@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
@@ -30,6 +30,7 @@ from trtserve_converter.config import (
     Precision,
     ProfileStrategy,
 )
+from trtserve_converter.envflags import EnvFlags, choice
 from trtserve_converter.errors import ConverterError, InternalError, InvalidArguments, exit_codes
 from trtserve_converter.fetch import SUPPORTED_SCHEMES, scheme_of
 from trtserve_converter.logsetup import setup_logging
@@ -44,8 +45,6 @@ ENV_PREFIX = "TRT_CONVERT_"
 # outside a pod it does not exist, and the report goes to stdout instead of a regular
 # file created in /dev (which is what happened as root).
 TERMINATION_LOG = "/dev/termination-log"
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 EXIT_CODE_MEANINGS = {
     "Succeeded": "model written",
@@ -79,9 +78,12 @@ class ContractArgumentParser(argparse.ArgumentParser):
         raise InvalidArguments(f"{message} (see trt-convert --help)")
 
 
+ENV = EnvFlags(ENV_PREFIX, InvalidArguments)
+
+
 def env_name(flag: str) -> str:
     """`--max-workspace-bytes` -> `TRT_CONVERT_MAX_WORKSPACE_BYTES`."""
-    return ENV_PREFIX + flag.lstrip("-").upper().replace("-", "_")
+    return ENV.name(flag)
 
 
 def _positive_int(text: str) -> int:
@@ -143,22 +145,6 @@ def _build_shape(text: str) -> dict[str, tuple[int, ...]]:
         return parse_build_shape(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _choice(choices: Sequence[str]) -> Callable[[str], str]:
-    """Case-insensitive choice that returns the canonical spelling."""
-    canonical = {choice.lower(): choice for choice in choices}
-
-    def convert(text: str) -> str:
-        try:
-            return canonical[text.strip().lower()]
-        except KeyError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not one of {', '.join(choices)}"
-            ) from None
-
-    convert.__name__ = "choice"
-    return convert
 
 
 def _tolerance_help(kind: str) -> str:
@@ -255,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument(
         "--precision",
         metavar="P",
-        type=_choice([p.value for p in Precision]),
+        type=choice([p.value for p in Precision]),
         default=Precision.FP16.value,
         help="FP32, FP16, INT8 (TF-TRT) or NATIVE (re-save unchanged, no TensorRT) (default: FP16)",
     )
@@ -290,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument(
         "--profile-strategy",
         metavar="S",
-        type=_choice([s.value for s in ProfileStrategy]),
+        type=choice([s.value for s in ProfileStrategy]),
         default=ProfileStrategy.RANGE.value,
         help="TF-TRT dynamic_shape_profile_strategy: Range, Optimal, Range+Optimal, "
         "ImplicitBatchModeCompatible (default: Range)",
@@ -383,19 +369,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--log-level",
         metavar="L",
-        type=_choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+        type=choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
         default="INFO",
         help="DEBUG, INFO, WARNING or ERROR (default: INFO)",
     )
     run.add_argument(
         "--log-format",
         metavar="F",
-        type=_choice(["text", "json"]),
+        type=choice(["text", "json"]),
         default="text",
         help="text or json (one JSON object per line) (default: text)",
     )
     _add_cache_arguments(parser)
-    _document_environment(parser)
+    ENV.document(parser)
     return parser
 
 
@@ -454,42 +440,9 @@ def _cache_config(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _document_environment(parser: argparse.ArgumentParser) -> None:
-    """Append each flag's environment variable to its help text."""
-    for action in parser._actions:
-        long_flags = [flag for flag in action.option_strings if flag.startswith("--")]
-        if long_flags and action.dest not in {"help", "version"} and action.help:
-            action.help = f"{action.help} [env {env_name(long_flags[0])}]"
-
-
-def _env_value(action: argparse.Action, raw: str) -> Any:
-    """Convert one environment value the way the command line would."""
-    flag = action.option_strings[0]
-    if isinstance(action, argparse.BooleanOptionalAction | argparse._StoreTrueAction):
-        word = raw.strip().lower()
-        if word in TRUE_WORDS:
-            return True
-        if word in FALSE_WORDS:
-            return False
-        raise InvalidArguments(f"{env_name(flag)}={raw!r}: expected true or false")
-    convert: Callable[[str], Any] = action.type or str  # type: ignore[assignment]
-    try:
-        if isinstance(action, argparse._AppendAction):
-            return [convert(part) for part in raw.split(";") if part.strip()]
-        return convert(raw)
-    except argparse.ArgumentTypeError as error:
-        raise InvalidArguments(f"{env_name(flag)}: {error}") from None
-
-
 def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
     """Make `TRT_CONVERT_<FLAG>` values the defaults, so the command line still wins."""
-    for action in parser._actions:
-        long_flags = [flag for flag in action.option_strings if flag.startswith("--")]
-        if not long_flags or action.dest in {"help", "version"}:
-            continue
-        raw = environ.get(env_name(long_flags[0]))
-        if raw is not None:
-            action.default = _env_value(action, raw)
+    ENV.apply(parser, environ)
 
 
 def parse_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> ConvertConfig:

@@ -18,7 +18,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from trtserve_converter import __version__
 from trtserve_converter.bench.errors import (
@@ -27,14 +27,13 @@ from trtserve_converter.bench.errors import (
     InvalidArguments,
     exit_codes,
 )
+from trtserve_converter.envflags import TRUE_WORDS, EnvFlags, choice
 from trtserve_converter.logsetup import setup_logging
 from trtserve_converter.shapes import parse_build_shape
 
 LOG = logging.getLogger("trtserve_converter.bench")
 
 ENV_PREFIX = "TRT_BENCH_"
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 MAX_LEVELS = 16
 MAX_CONCURRENCY = 4096
 MAX_ENDPOINT_CHARS = 300
@@ -47,9 +46,12 @@ class BenchArgumentParser(argparse.ArgumentParser):
         raise InvalidArguments(f"{message} (see trt-bench --help)")
 
 
+ENV = EnvFlags(ENV_PREFIX, InvalidArguments, ignore_empty=True)
+
+
 def env_name(flag: str) -> str:
     """`--duration-seconds` -> `TRT_BENCH_DURATION_SECONDS`."""
-    return ENV_PREFIX + flag.lstrip("-").upper().replace("-", "_")
+    return ENV.name(flag)
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -119,21 +121,6 @@ def _shapes(text: str) -> dict[str, tuple[int, ...]]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _choice(choices: Sequence[str]) -> Callable[[str], str]:
-    canonical = {choice.lower(): choice for choice in choices}
-
-    def convert(text: str) -> str:
-        try:
-            return canonical[text.strip().lower()]
-        except KeyError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not one of {', '.join(choices)}"
-            ) from None
-
-    convert.__name__ = "choice"
-    return convert
-
-
 def _epilog() -> str:
     lines = ["exit codes:"]
     lines += [
@@ -185,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     ends.add_argument(
         "--protocol",
         metavar="P",
-        type=_choice(["grpc", "rest"]),
+        type=choice(["grpc", "rest"]),
         default="grpc",
         help="grpc (PredictionService, port 8500) or rest (/v1/models, port 8501; "
         "HOST:PORT or http(s)://HOST:PORT) (default: grpc)",
@@ -295,49 +282,24 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--log-level",
         metavar="L",
-        type=_choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+        type=choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
         default="WARNING",
         help="DEBUG, INFO, WARNING or ERROR (default: WARNING)",
     )
     out.add_argument(
         "--log-format",
         metavar="F",
-        type=_choice(["text", "json"]),
+        type=choice(["text", "json"]),
         default="text",
         help="text or json (one JSON object per line) (default: text)",
     )
-    for action in parser._actions:
-        long_flags = [flag for flag in action.option_strings if flag.startswith("--")]
-        if long_flags and action.dest not in {"help", "version"} and action.help:
-            action.help = f"{action.help} [env {env_name(long_flags[0])}]"
+    ENV.document(parser)
     return parser
-
-
-def _env_value(action: argparse.Action, raw: str) -> Any:
-    flag = action.option_strings[0]
-    if isinstance(action, argparse.BooleanOptionalAction | argparse._StoreTrueAction):
-        word = raw.strip().lower()
-        if word in TRUE_WORDS:
-            return True
-        if word in FALSE_WORDS:
-            return False
-        raise InvalidArguments(f"{env_name(flag)}={raw!r}: expected true or false")
-    convert: Callable[[str], Any] = action.type or str  # type: ignore[assignment]
-    try:
-        return convert(raw)
-    except argparse.ArgumentTypeError as error:
-        raise InvalidArguments(f"{env_name(flag)}: {error}") from None
 
 
 def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
     """Environment values become defaults, so the command line still wins."""
-    for action in parser._actions:
-        long_flags = [flag for flag in action.option_strings if flag.startswith("--")]
-        if not long_flags or action.dest in {"help", "version"}:
-            continue
-        raw = environ.get(env_name(long_flags[0]))
-        if raw is not None and raw != "":
-            action.default = _env_value(action, raw)
+    ENV.apply(parser, environ)
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:

@@ -7,7 +7,6 @@ message first (ending it with `…`) and then dropping optional keys.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -18,13 +17,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from trtserve_converter.errors import SUCCEEDED_EXIT_CODE, SUCCEEDED_REASON, ConverterError
+from trtserve_converter.termination import (
+    ELLIPSIS,
+    MAX_TERMINATION_MESSAGE_BYTES,
+    encode,
+    shorten_message,
+    size,
+)
 
 LOG = logging.getLogger(__name__)
 
-MAX_REPORT_BYTES = 4096
+MAX_REPORT_BYTES = MAX_TERMINATION_MESSAGE_BYTES
 STDOUT = "-"  # --report-path value meaning "print the report on stdout"
 REPORT_SCHEMA_VERSION = 1
-ELLIPSIS = "…"
 # The message is never cut below this many characters while optional keys remain:
 # the operator shows it in `kubectl get trtmodels`, it is the most useful field.
 MIN_MESSAGE_CHARS = 512
@@ -154,41 +159,16 @@ class Report(BaseModel):
         )
 
 
-def _encode(data: dict[str, Any]) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _size(data: dict[str, Any]) -> int:
-    return len(_encode(data).encode("utf-8"))
-
-
-def _shorten_message(data: dict[str, Any], floor: int, limit: int) -> None:
-    """Cut `message` (keeping at least `floor` characters) until the report fits."""
-    message: str = data["message"]
-    if _size(data) <= limit or len(message) <= floor:
-        return
-    low, high = floor, len(message) - 1
-    best = floor
-    while low <= high:  # longest prefix that fits, by bisection (JSON escaping varies)
-        middle = (low + high) // 2
-        data["message"] = message[:middle] + ELLIPSIS
-        if _size(data) <= limit:
-            best, low = middle, middle + 1
-        else:
-            high = middle - 1
-    data["message"] = message[:best] + ELLIPSIS
-
-
 def render_report(report: Report, limit: int = MAX_REPORT_BYTES) -> str:
     """Compact one-line JSON of `report`, at most `limit` bytes in UTF-8."""
     data = report.model_dump(by_alias=True, exclude_none=True)
-    _shorten_message(data, MIN_MESSAGE_CHARS, limit)
+    shorten_message(data, MIN_MESSAGE_CHARS, limit)
     for key in DROP_ORDER:
-        if _size(data) <= limit:
+        if size(data) <= limit:
             break
         data.pop(key, None)
-    _shorten_message(data, 0, limit)
-    return _encode(data)
+    shorten_message(data, 0, limit)
+    return encode(data)
 
 
 def report_json(

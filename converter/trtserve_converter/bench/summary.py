@@ -16,12 +16,17 @@ from typing import Any
 from trtserve_converter.bench.errors import SUCCEEDED_EXIT_CODE, SUCCEEDED_REASON, BenchError
 from trtserve_converter.bench.runner import EndpointRun, RunState, describe_inputs
 from trtserve_converter.bench.stats import Comparison, LevelComparison, LevelStats, compare
+from trtserve_converter.termination import (
+    MAX_TERMINATION_MESSAGE_BYTES,
+    encode,
+    shorten_message,
+    size,
+)
 
 LOG = logging.getLogger(__name__)
 
-MAX_SUMMARY_BYTES = 4096
+MAX_SUMMARY_BYTES = MAX_TERMINATION_MESSAGE_BYTES
 SCHEMA_VERSION = 1
-ELLIPSIS = "…"
 MIN_MESSAGE_CHARS = 512
 OPTIONAL_TOP = ("protocol", "rounds", "warmupSeconds", "deadlineSeconds", "inputShapes")
 OPTIONAL_ENDPOINT = ("model", "modelVersion", "warmupRequests")
@@ -176,30 +181,6 @@ def bare_summary(
     }
 
 
-def encode(data: dict[str, Any]) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _size(data: dict[str, Any]) -> int:
-    return len(encode(data).encode("utf-8"))
-
-
-def _shorten_message(data: dict[str, Any], floor: int, limit: int) -> None:
-    """Cut `message` (keeping at least `floor` characters) until the summary fits."""
-    message: str = data["message"]
-    if _size(data) <= limit or len(message) <= floor:
-        return
-    low, high, best = floor, len(message) - 1, floor
-    while low <= high:  # longest prefix that fits (JSON escaping makes sizes uneven)
-        middle = (low + high) // 2
-        data["message"] = message[:middle] + ELLIPSIS
-        if _size(data) <= limit:
-            best, low = middle, middle + 1
-        else:
-            high = middle - 1
-    data["message"] = message[:best] + ELLIPSIS
-
-
 def _level_lists(data: dict[str, Any]) -> list[list[dict[str, Any]]]:
     lists = [data["target"]["levels"]]
     if data.get("baseline"):
@@ -222,7 +203,7 @@ def _drop_optional(data: dict[str, Any], limit: int) -> None:
     ]
     for objects, keys in steps:
         for key in keys:
-            if _size(data) <= limit:
+            if size(data) <= limit:
                 return
             for obj in objects:
                 obj.pop(key, None)
@@ -231,7 +212,7 @@ def _drop_optional(data: dict[str, Any], limit: int) -> None:
 def _drop_middle_levels(data: dict[str, Any], limit: int) -> None:
     """Drop levels (in every list alike) until the summary fits: the one after the
     lowest first, the highest never; mark the summary truncated."""
-    while _size(data) > limit:
+    while size(data) > limit:
         concurrencies = sorted({level["concurrency"] for level in data["target"]["levels"]})
         if len(concurrencies) <= 1:
             return
@@ -245,10 +226,10 @@ def render(data: dict[str, Any], limit: int = MAX_SUMMARY_BYTES) -> str:
     """Compact one-line JSON of the summary, at most `limit` bytes in UTF-8."""
     data = json.loads(encode(data))  # a deep copy; fails loudly on NaN
     data["message"] = " ".join(str(data["message"]).split())
-    _shorten_message(data, MIN_MESSAGE_CHARS, limit)
+    shorten_message(data, MIN_MESSAGE_CHARS, limit)
     _drop_optional(data, limit)
     _drop_middle_levels(data, limit)
-    _shorten_message(data, 0, limit)
+    shorten_message(data, 0, limit)
     return encode(data)
 
 

@@ -29,6 +29,10 @@ from trtserve_operator.services.builders.names import (
     REST_PORT,
     child_metadata,
 )
+from trtserve_operator.services.builders.security import (
+    container_security_context,
+    pod_security_context,
+)
 from trtserve_operator.services.builders.target import Target
 
 BENCH_CONTAINER = "bench"
@@ -45,7 +49,6 @@ WAIT_SECONDS = 120
 """How long trt-bench waits for each endpoint to serve the model (both are Ready already)."""
 START_BUDGET_SECONDS = 900
 """Image pull and start of the converter image, in activeDeadlineSeconds."""
-RUN_AS_USER = 1000
 DEFAULT_REQUESTS = {"cpu": "1", "memory": "512Mi"}
 DEFAULT_LIMITS = {"memory": "1Gi"}
 """The load generator is one asyncio loop: one whole core, and no CPU limit (throttling
@@ -138,12 +141,7 @@ def build_benchmark_job(
     """Job ``<name>-bench-<hash>`` owned by the benchmarked TRTModel."""
     metadata = child_metadata(run.target, benchmark_job_name(run), BENCH_COMPONENT)
     metadata["annotations"] = {KEY_ANNOTATION: run.key}
-    security = {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
+    security = container_security_context()
     container = {
         "name": BENCH_CONTAINER,
         "image": image,
@@ -171,12 +169,7 @@ def build_benchmark_job(
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": RUN_AS_USER,
-                        "runAsGroup": RUN_AS_USER,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": pod_security_context(owns_volumes=False),
                     "containers": [container],
                     "volumes": [{"name": "tmp", "emptyDir": {}}],
                 },

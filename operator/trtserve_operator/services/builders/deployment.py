@@ -34,10 +34,13 @@ from trtserve_operator.services.builders.names import (
     labels,
     selector_labels,
 )
+from trtserve_operator.services.builders.security import (
+    container_security_context,
+    pod_security_context,
+)
 from trtserve_operator.services.builders.target import Target
 
 GPU_RESOURCE = "nvidia.com/gpu"
-RUN_AS_USER = 1000
 STARTUP_PERIOD_SECONDS = 10
 STARTUP_BUDGET_SECONDS = 3600
 """How long TF Serving may take to load and warm up the model before liveness applies."""
@@ -55,15 +58,6 @@ def serving_image(target: Target, default: str) -> str:
 
 def converter_image(target: Target, default: str) -> str:
     return target.spec.converter_image or default
-
-
-def _container_security_context() -> dict[str, Any]:
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
 
 
 def _resources(target: Target) -> dict[str, Any]:
@@ -111,7 +105,7 @@ def build_convert_container(
         "resources": _resources(target),
         "volumeMounts": mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": _container_security_context(),
+        "securityContext": container_security_context(),
     }
     secret_ref = target.spec.source.secret_ref
     if secret_ref is not None:
@@ -185,7 +179,7 @@ def build_serving_container(target: Target, image: str) -> dict[str, Any]:
             "periodSeconds": 20,
             "failureThreshold": 6,
         },
-        "securityContext": _container_security_context(),
+        "securityContext": container_security_context(),
     }
 
 
@@ -220,13 +214,7 @@ def build_pod_spec(
     pod: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
-            "runAsGroup": RUN_AS_USER,
-            "fsGroup": RUN_AS_USER,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(owns_volumes=True),
         "initContainers": [build_convert_container(target, converter_image, log_format, cache)],
         "containers": [build_serving_container(target, serving_image)],
         "volumes": _volumes(target, cache),

@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import Any, Generic, TypeVar
 
 from trtserve_operator.handlers.follow import follow
 from trtserve_operator.handlers.monitoring import monitoring_config_changed
@@ -38,7 +38,7 @@ from trtserve_operator.services.reconciler import Reconciler
 
 logger = logging.getLogger(__name__)
 
-Key = tuple[str, str]
+K = TypeVar("K", bound=Hashable)
 
 
 def _labels(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -55,6 +55,43 @@ def _same_converged_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> bo
     return old.get("metadata") == new.get("metadata") and old.get("spec") == new.get("spec")
 
 
+class _OneAtATime(Generic[K]):
+    """At most one task per key: ``work(key, reasons)``; reasons that arrive while it runs
+    are handled by one more call right after it (so no change is missed and calls for one
+    key never overlap). A failure is a defect: logged like kopf logs a failed handler."""
+
+    def __init__(
+        self,
+        work: Callable[[K, set[str]], Awaitable[None]],
+        failed: Callable[[K], str],
+    ) -> None:
+        self._work = work
+        self._failed = failed
+        self._pending: dict[K, set[str]] = {}
+        self._running: dict[K, asyncio.Task[None]] = {}
+
+    def submit(self, key: K, reason: str) -> None:
+        self._pending.setdefault(key, set()).add(reason)
+        if key not in self._running:
+            self._running[key] = asyncio.create_task(self._run(key))
+
+    async def _run(self, key: K) -> None:
+        try:
+            while reasons := self._pending.pop(key, None):
+                await self._work(key, reasons)
+        except Exception:
+            logger.exception("%s failed", self._failed(key))
+        finally:
+            self._running.pop(key, None)
+
+    async def close(self) -> None:
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._pending.clear()
+
+
 class ChildChanges:
     """The informers' callbacks, bound to the reconciler and the operator's view."""
 
@@ -62,10 +99,14 @@ class ChildChanges:
         self._reconciler = reconciler
         self._view = view
         self._retries = retries
-        self._pending: dict[Key, set[str]] = {}
-        self._running: dict[Key, asyncio.Task[None]] = {}
-        self._repairs: dict[str, asyncio.Task[None]] = {}
-        self._repair_again: set[str] = set()
+        self._converges: _OneAtATime[tuple[str, str]] = _OneAtATime(
+            self._converge_model,
+            lambda key: "Converging {}/{} after a child changed".format(*key),
+        )
+        self._repairs: _OneAtATime[str] = _OneAtATime(
+            self._repair_monitoring,
+            lambda namespace: f"Repairing {MONITORING_CONFIGMAP} in {namespace}",
+        )
 
     def deployment(
         self,
@@ -81,7 +122,7 @@ class ChildChanges:
         if old is not None and new is not None and _same_converged_fields(old, new):
             self._reconciler.pods_changed(namespace, instance, self._view)
             return
-        self._converge((namespace, instance), "Deployment")
+        self._converges.submit((namespace, instance), "Deployment")
 
     def service(
         self,
@@ -93,7 +134,7 @@ class ChildChanges:
     ) -> None:
         instance = _instance(old, new)
         if instance is not None:
-            self._converge((namespace, instance), "Service")
+            self._converges.submit((namespace, instance), "Service")
 
     def configmap(
         self,
@@ -107,11 +148,11 @@ class ChildChanges:
             name == MONITORING_CONFIGMAP
             and _labels(old, new).get(LABEL_COMPONENT) == MONITORING_COMPONENT
         ):
-            self._repair(namespace)
+            self._repairs.submit(namespace, MONITORING_CONFIGMAP)
             return
         instance = _instance(old, new)
         if instance is not None:
-            self._converge((namespace, instance), "ConfigMap")
+            self._converges.submit((namespace, instance), "ConfigMap")
 
     def pod(
         self,
@@ -124,47 +165,18 @@ class ChildChanges:
         if group:
             self._reconciler.pods_changed(namespace, group, self._view)
 
-    def _converge(self, key: Key, kind: str) -> None:
-        self._pending.setdefault(key, set()).add(kind)
-        if key not in self._running:
-            self._running[key] = asyncio.create_task(self._run(key))
-
-    async def _run(self, key: Key) -> None:
+    async def _converge_model(self, key: tuple[str, str], kinds: set[str]) -> None:
+        namespace, name = key
         reconciler, view = self._reconciler, self._view
-        try:
-            while kinds := self._pending.pop(key, None):
-                await follow(
-                    self._retries,
-                    key,
-                    functools.partial(reconciler.children_changed, *key, kinds, view),
-                    retry=functools.partial(reconciler.reconverge, *key, view),
-                )
-        except Exception:  # a defect: logged like kopf logs a failed handler
-            logger.exception("Converging %s/%s after a child changed failed", *key)
-        finally:
-            self._running.pop(key, None)
+        await follow(
+            self._retries,
+            key,
+            functools.partial(reconciler.children_changed, namespace, name, kinds, view),
+            retry=functools.partial(reconciler.reconverge, namespace, name, view),
+        )
 
-    def _repair(self, namespace: str) -> None:
-        if namespace in self._repairs:
-            self._repair_again.add(namespace)
-        else:
-            self._repairs[namespace] = asyncio.create_task(self._run_repair(namespace))
-
-    async def _run_repair(self, namespace: str) -> None:
-        try:
-            while True:
-                await monitoring_config_changed(self._reconciler, namespace, self._view)
-                if namespace not in self._repair_again:
-                    return
-                self._repair_again.discard(namespace)
-        except Exception:  # a defect: logged like kopf logs a failed handler
-            logger.exception("Repairing %s in %s failed", MONITORING_CONFIGMAP, namespace)
-        finally:
-            self._repairs.pop(namespace, None)
+    async def _repair_monitoring(self, namespace: str, _: set[str]) -> None:
+        await monitoring_config_changed(self._reconciler, namespace, self._view)
 
     async def close(self) -> None:
-        tasks = [*self._running.values(), *self._repairs.values()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._pending.clear()
+        await asyncio.gather(self._converges.close(), self._repairs.close())

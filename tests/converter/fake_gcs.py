@@ -40,6 +40,19 @@ def private_key_pem() -> str:
     ).decode()
 
 
+def service_account_key(token_uri: str) -> dict[str, str]:
+    """A service account key file's content whose token endpoint is ``token_uri``."""
+    return {
+        "type": "service_account",
+        "project_id": "test",
+        "private_key_id": "1",
+        "private_key": private_key_pem(),
+        "client_email": "converter@test.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": token_uri,
+    }
+
+
 @dataclass
 class FakeGcs:
     objects: dict[tuple[str, str], tuple[bytes, int]] = field(default_factory=dict)
@@ -54,17 +67,8 @@ class FakeGcs:
 
     def key_file(self, path: Path) -> Path:
         """A service account key whose token endpoint is this fake."""
-        key = {
-            "type": "service_account",
-            "project_id": "test",
-            "private_key_id": "1",
-            "private_key": private_key_pem(),
-            "client_email": "converter@test.iam.gserviceaccount.com",
-            "client_id": "1",
-            "token_uri": f"{self.url}/token",
-        }
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(key), encoding="utf-8")
+        path.write_text(json.dumps(service_account_key(f"{self.url}/token")), encoding="utf-8")
         return path
 
     def metadata(self, bucket: str, name: str) -> dict[str, Any]:

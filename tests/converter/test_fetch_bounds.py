@@ -12,7 +12,6 @@ only checked loosely (far below the 158 s and 19 s the issue measured).
 from __future__ import annotations
 
 import contextlib
-import functools
 import http.server
 import json
 import socket
@@ -30,6 +29,8 @@ import pytest
 
 from trtserve_converter.errors import FetchFailed, SourceAuthFailed
 from trtserve_converter.fetch import FETCH_ATTEMPTS, fetch_source
+
+from .fake_gcs import service_account_key
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 FAST_SECONDS = 20.0  # loose: the issue measured 158 s (gs) and 19 s (s3)
@@ -70,31 +71,8 @@ class FakeGoogle:
     def key_file(self, directory: Path) -> Path:
         """A service account key whose token endpoint is this server."""
         path = directory / "key.json"
-        key = {
-            "type": "service_account",
-            "project_id": "test",
-            "private_key_id": "1",
-            "private_key": _private_key_pem(),
-            "client_email": "converter@test.iam.gserviceaccount.com",
-            "client_id": "1",
-            "token_uri": f"{self.url}/token",
-        }
-        path.write_text(json.dumps(key), encoding="utf-8")
+        path.write_text(json.dumps(service_account_key(f"{self.url}/token")), encoding="utf-8")
         return path
-
-
-@functools.cache
-def _private_key_pem() -> str:
-    """A throwaway RSA key (service account keys sign their token requests)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
 
 
 def _handler(fake: FakeGoogle) -> type[http.server.BaseHTTPRequestHandler]:

@@ -3,6 +3,13 @@
 SIGALRM interrupts Python code between bytecodes; a long native call (e.g. a TensorRT
 engine build) is interrupted when it returns to Python. The alarm only works in the main
 thread; elsewhere (embedded use) the limit is logged and not enforced.
+
+An exception raised by a signal handler can leave a lock held for good: Python runs the
+handler right after a call returns, so the alarm could land in ``logging.Handler.handle``
+between taking the handler's lock and the ``try`` that releases it, and every other thread
+logging through that handler then waited forever. So once the alarm's exception is caught,
+any logging lock the main thread still holds is released: at that point the main thread
+is in no logging call, so such a lock can only have been abandoned by the interrupted one.
 """
 
 from __future__ import annotations
@@ -25,6 +32,24 @@ class DeadlineExceeded(BaseException):
     `deadline` converts it to ConversionTimeout at the top."""
 
 
+def release_abandoned_logging_locks() -> int:
+    """Release the logging locks (every handler's and the module's) held by this thread;
+    how many were."""
+    handlers = (ref() for ref in list(logging._handlerList))  # type: ignore[attr-defined]
+    locks = [getattr(handler, "lock", None) for handler in handlers]
+    locks.append(getattr(logging, "_lock", None))
+    released = 0
+    for lock in locks:
+        is_owned = getattr(lock, "_is_owned", None)
+        if is_owned is None:
+            continue
+        if is_owned():
+            released += 1
+        while is_owned():
+            lock.release()  # type: ignore[union-attr]
+    return released
+
+
 @contextmanager
 def deadline(seconds: float) -> Iterator[None]:
     """Raise ConversionTimeout inside the block once `seconds` have passed."""
@@ -41,6 +66,8 @@ def deadline(seconds: float) -> Iterator[None]:
     try:
         yield
     except DeadlineExceeded:
+        if released := release_abandoned_logging_locks():
+            LOG.debug("the alarm interrupted logging: released %d abandoned lock(s)", released)
         raise ConversionTimeout(
             f"the conversion took longer than --timeout-seconds={seconds:g}: raise "
             "spec.conversion.timeoutSeconds or reduce the build shapes/calibration batches"

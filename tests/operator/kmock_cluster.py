@@ -9,6 +9,7 @@ status split, label selectors, schema validation or PUT, so the tests never rely
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import threading
@@ -332,8 +333,22 @@ def dump_threads(why: str) -> None:
     for ident, frame in sys._current_frames().items():
         lines.append(f"thread {names.get(ident, '?')} ({ident}):")
         lines.extend(line.rstrip() for line in traceback.format_stack(frame))
+    lines.append("held logging handler locks (a thread waiting in Handler.acquire waits on one):")
+    lines.extend(held_handler_locks())
     # sys.__stderr__: KopfRunner's click runner replaces sys.stderr while the operator runs
     print("\n".join(lines), file=sys.__stderr__, flush=True)
+
+
+def held_handler_locks() -> list[str]:
+    """Every logging handler whose lock is held, with the lock (its owner thread's id)."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    found = []
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            lock = handler.lock
+            if lock is not None and repr(lock).startswith("<locked"):
+                found.append(f"  {getattr(logger, 'name', '?')}: {handler!r} {lock!r}")
+    return found
 
 
 @contextmanager

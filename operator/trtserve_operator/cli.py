@@ -22,35 +22,54 @@ import yaml
 from aiohttp import web
 from pydantic import ValidationError
 
-import trtserve_operator.handlers  # noqa: F401  (registers the kopf handlers)
 from trtserve_operator.api.crd import render_crd
 from trtserve_operator.api.v1alpha1 import API_VERSION, KIND
 from trtserve_operator.api.validation import describe_validation_error
-from trtserve_operator.handlers.children import ChildChanges
+from trtserve_operator.handlers.changes import Changes
 from trtserve_operator.handlers.follow import retries_of
-from trtserve_operator.handlers.indexes import MANAGED
 from trtserve_operator.handlers.lifecycle import configure_kopf
 from trtserve_operator.handlers.retries import Retries
-from trtserve_operator.handlers.view import Caches, IndexView
+from trtserve_operator.handlers.view import Caches, CacheView
 from trtserve_operator.kube.cache import ObjectCache
 from trtserve_operator.kube.client import Kube, check_reachable
 from trtserve_operator.kube.credentials import Credentials
 from trtserve_operator.kube.errors import ConfigurationError
-from trtserve_operator.kube.projections import PodProjector, Projector, child_projector
-from trtserve_operator.kube.resources import CONFIGMAPS, DEPLOYMENTS, PODS, SERVICES
+from trtserve_operator.kube.projections import (
+    JobProjector,
+    PodProjector,
+    Projector,
+    TRTModelProjector,
+    child_projector,
+)
+from trtserve_operator.kube.resources import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    JOBS,
+    PODS,
+    SERVICES,
+    TRTMODELS,
+)
 from trtserve_operator.kube.watch import Informer
 from trtserve_operator.memory import trim_periodically
 from trtserve_operator.services.benchmark import Benchmarks
 from trtserve_operator.services.builders import build_benchmark_jobs, build_children
+from trtserve_operator.services.builders.benchmark_job import (
+    BENCHMARK_JOB_LABELS,
+    KEY_ANNOTATION,
+)
 from trtserve_operator.services.builders.monitoring import build_monitoring_configmap
 from trtserve_operator.services.builders.names import (
     CONVERT_CONTAINER,
     HASH_ANNOTATION,
     LABEL_INSTANCE,
+    MANAGED_LABELS,
+    label_selector,
 )
 from trtserve_operator.services.reconciler import Reconciler
 from trtserve_operator.services.targets import blocker_for, target_from_body
 from trtserve_operator.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 HEAP_TRIM_INTERVAL = 15.0
 """Seconds between returning freed heap to the OS (see :mod:`trtserve_operator.memory`)."""
@@ -75,27 +94,30 @@ async def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """kopf settings, then the one shared API client, the services, and the adapter's
-    informers, whose first listing is in the caches before this returns (kopf starts no
-    handler before its startup handlers are done: the same guarantee as its indexes)."""
+    informers; once every cache has its first listing, every TRTModel is converged
+    (:meth:`Changes.start`)."""
     configure_kopf(settings)
     operator_settings = Settings()
     kube = Kube(shared_credentials(memo))
     reconciler = Reconciler(kube, operator_settings)
     memo["reconciler"] = reconciler
+    benchmarks = Benchmarks(kube, operator_settings, reconciler.metrics, reconciler.writes)
+    memo["benchmarks"] = benchmarks
     caches = Caches(
+        trtmodels=ObjectCache(TRTMODELS.kind),
         deployments=ObjectCache(DEPLOYMENTS.kind),
         services=ObjectCache(SERVICES.kind),
         configmaps=ObjectCache(CONFIGMAPS.kind),
         pods=ObjectCache(PODS.kind, group_label=LABEL_INSTANCE),
+        jobs=ObjectCache(JOBS.kind, group_label=LABEL_INSTANCE),
     )
-    view = IndexView.from_kwargs(kwargs, caches)
+    view = CacheView(caches)
     memo["view"] = view
-    changes = ChildChanges(reconciler, view, retries_of(memo))
-    memo["child_changes"] = changes
+    changes = Changes(reconciler, benchmarks, view, retries_of(memo))
+    memo["changes"] = changes
     projectors = build_projectors()
-    selector = ",".join(f"{key}={value}" for key, value in MANAGED.items())
     namespaces = watched_namespaces(memo, operator_settings)
     informers = [
         Informer(
@@ -106,19 +128,24 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
             namespaces=namespaces,
             on_change=on_change,
         )
-        for cache, on_change in (
-            (caches.deployments, changes.deployment),
-            (caches.services, changes.service),
-            (caches.configmaps, changes.configmap),
-            (caches.pods, changes.pod),
+        for cache, selector, on_change in (
+            # Users' TRTModels carry no label of ours: all of them, in the namespaces.
+            (caches.trtmodels, "", changes.trtmodel),
+            (caches.deployments, label_selector(MANAGED_LABELS), changes.deployment),
+            (caches.services, label_selector(MANAGED_LABELS), changes.service),
+            (caches.configmaps, label_selector(MANAGED_LABELS), changes.configmap),
+            (caches.pods, label_selector(MANAGED_LABELS), changes.pod),
+            (caches.jobs, label_selector(BENCHMARK_JOB_LABELS), changes.job),
         )
     ]
     memo["informers"] = informers
     for informer in informers:
         informer.start()
     await asyncio.gather(*(informer.wait_ready() for informer in informers))
-    memo["benchmarks"] = Benchmarks(
-        reconciler.kube, operator_settings, reconciler.metrics, reconciler.writes
+    logger.info(
+        "Caches listed (%s); converging %d TRTModels",
+        ", ".join(f"{len(cache)} {cache.kind}s" for cache in caches.all()),
+        changes.start(),
     )
     memo["heap_trimmer"] = asyncio.create_task(trim_periodically(HEAP_TRIM_INTERVAL))
     if operator_settings.metrics_port:
@@ -129,8 +156,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     for informer in memo.get("informers") or []:
         await informer.stop()
-    changes = memo.get("child_changes")
-    if isinstance(changes, ChildChanges):
+    changes = memo.get("changes")
+    if isinstance(changes, Changes):
         await changes.close()
     retries = memo.get("retries")
     if isinstance(retries, Retries):
@@ -148,9 +175,10 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 def build_projectors() -> dict[str, Projector[Any]]:
-    """The adapter's decoders of the kinds it watches itself, by kind: what the operator
-    reads of each (the pod's template hash, the converter's initContainer)."""
+    """The adapter's decoders of the kinds it watches, by kind: what the operator reads of
+    each (the pod's template hash, the converter's initContainer, the Job's run key)."""
     return {
+        TRTMODELS.kind: TRTModelProjector(TRTMODELS),
         DEPLOYMENTS.kind: child_projector(DEPLOYMENTS),
         SERVICES.kind: child_projector(SERVICES),
         CONFIGMAPS.kind: child_projector(CONFIGMAPS),
@@ -160,6 +188,7 @@ def build_projectors() -> dict[str, Projector[Any]]:
             annotations=(HASH_ANNOTATION,),
             init_containers=(CONVERT_CONTAINER,),
         ),
+        JOBS.kind: JobProjector(JOBS, group_label=LABEL_INSTANCE, annotations=(KEY_ANNOTATION,)),
     }
 
 

@@ -1,14 +1,14 @@
-"""The kopf side of the operator: level-triggered handlers only, projections that keep
-what converging compares.
+"""The kopf side of the operator and the adapter's projections.
 
 kopf writes to an object (diff-base and progress annotations, finalizers) only for its
 change-detecting handlers (on.create/update/resume/delete/field), daemons and timers. The
-operator registers none of them, so a TRTModel's only writer is its status update.
+operator registers no resource handler at all (the adapter's informers watch every kind),
+so a TRTModel's only writer is its status update; the projections keep what converging
+compares.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from pathlib import Path
@@ -17,12 +17,9 @@ from typing import Any
 import kopf
 import pytest
 from builder_inputs import EXAMPLES, example_bodies, rendered
-from kopf._cogs.structs.references import Resource
 
 import trtserve_operator.cli  # noqa: F401  (registers every handler, as `run` does)
 from trtserve_operator.cli import build_projectors
-from trtserve_operator.handlers.benchmarks import job_projection
-from trtserve_operator.handlers.indexes import MANAGED, trtmodel_projection
 from trtserve_operator.handlers.lifecycle import (
     NoDiffBaseStorage,
     NoProgressStorage,
@@ -34,19 +31,23 @@ from trtserve_operator.services.converge import Action, plan
 from trtserve_operator.services.targets import target_from_body
 
 
-def test_no_handler_makes_kopf_write_to_the_objects() -> None:
+def test_kopf_watches_nothing_and_writes_nothing_to_the_objects() -> None:
+    """Every kind is listed and watched by the adapter's informers (kube/watch.py): kopf
+    has only the process's activities. A resource handler would stream its kind twice,
+    and a change-detecting one, a daemon or a timer would make kopf write to objects."""
     registry = kopf.get_default_registry()
-    changing = registry._changing.get_all_handlers()
-    spawning = registry._spawning.get_all_handlers()
-    assert changing == [], "a change-detecting handler makes kopf store a diff-base"
-    assert spawning == [], "daemons and timers make kopf store progress"
-    watching = {handler.id for handler in registry._watching.get_all_handlers()}
-    # Issue 11's handlers are level-triggered too: the benchmark's.
-    assert {i.split("/")[0] for i in watching} == {
-        "trtmodel_event",
-        "benchmark_trtmodel_event",
-        "benchmark_job_event",
-    }
+    for handlers in (
+        registry._indexing,
+        registry._watching,
+        registry._changing,
+        registry._spawning,
+        registry._webhooks,
+    ):
+        assert handlers.get_all_handlers() == []
+    activities = {handler.id for handler in registry._activities.get_all_handlers()}
+    assert activities == {"login", "startup", "cleanup"}
+    informed = {projector.resource.plural for projector in build_projectors().values()}
+    assert informed == {"trtmodels", "deployments", "services", "configmaps", "pods", "jobs"}
 
 
 def test_kopf_settings_store_and_post_nothing() -> None:
@@ -137,7 +138,8 @@ def test_job_projection_keeps_the_run_key_and_conditions_only() -> None:
             "startTime": "t",
         },
     }  # fmt: skip
-    projected = job_projection(job)
+    projected = adapter_projection({"kind": "Job", "apiVersion": "batch/v1", **job})
+    assert projected == adapter_projection({"kind": "Job", **job}, listed=True)
     assert "spec" not in projected
     assert projected["metadata"]["annotations"] == {KEY_ANNOTATION: "1/b/u/1"}
     assert projected["status"] == {
@@ -150,7 +152,8 @@ def test_trtmodel_projection_keeps_identity_spec_and_status(example: Path) -> No
     for body in example_bodies(example):
         served = {**body, "status": {"phase": "Ready"}}
         served["metadata"] = {**body["metadata"], "managedFields": [{}], "generation": 3}
-        projected = trtmodel_projection(served)
+        projected = adapter_projection(served)
+        assert projected == adapter_projection(served, listed=True)
         assert target_from_body(projected) == target_from_body(served)
         assert projected["status"] == {"phase": "Ready"}
         assert set(projected["metadata"]) <= {"name", "namespace", "uid", "generation"}
@@ -183,54 +186,3 @@ def test_pod_projection_keeps_what_the_status_reads() -> None:
     assert projected["status"]["initContainerStatuses"] == [
         {"name": "convert", "state": {"running": {}}, "lastState": {}}
     ]
-
-
-def test_index_functions_are_async() -> None:
-    """kopf runs synchronous handlers in a thread pool: index functions stay async."""
-    registry = kopf.get_default_registry()
-    for handler in registry._indexing.get_all_handlers():
-        assert asyncio.iscoroutinefunction(handler.fn), handler.id
-
-
-def test_child_watches_select_the_operators_objects_server_side() -> None:
-    """Every watch whose handlers only want the operator's own objects (``labels=`` with the
-    ``managed-by`` label) asks the API server for those only: client-side label filters
-    would leave kopf streaming and processing every object of that kind in scope. A new
-    kind watched that way (a Job, say) fails here until it is in WATCHED_CHILDREN."""
-    settings = kopf.OperatorSettings()
-    configure_kopf(settings)
-    registry = kopf.get_default_registry()
-    handlers = [
-        *registry._indexing.get_all_handlers(),
-        *registry._watching.get_all_handlers(),
-    ]
-    managed = {
-        (
-            handler.selector.group or "",
-            handler.selector.version,
-            handler.selector.plural or handler.selector.any_name,
-        )
-        for handler in handlers
-        if MANAGED.items() <= dict(handler.labels or {}).items() and handler.selector is not None
-    }
-    assert ("batch", "v1", "jobs") in managed
-    for group, version, plural in managed:
-        resource = Resource(group, version or "v1", plural)
-        selectors = list(settings.watching.label_selectors.collect(resource))
-        assert selectors == ["app.kubernetes.io/managed-by=trtserve-operator"], plural
-    trtmodels = Resource("trtserve.io", "v1alpha1", "trtmodels")
-    assert list(settings.watching.label_selectors.collect(trtmodels)) == []
-
-
-def test_kopf_does_not_watch_what_the_adapter_watches() -> None:
-    """The children and pods are listed and watched by the adapter's informers
-    (kube/watch.py): a kopf handler or index on them would stream every event twice."""
-    registry = kopf.get_default_registry()
-    handlers = [
-        *registry._indexing.get_all_handlers(),
-        *registry._watching.get_all_handlers(),
-    ]
-    watched = {handler.selector.plural for handler in handlers if handler.selector is not None}
-    informed = {projector.resource.plural for projector in build_projectors().values()}
-    assert informed == {"deployments", "services", "configmaps", "pods"}
-    assert watched.isdisjoint(informed), watched

@@ -20,7 +20,7 @@ import pytest
 from watch_server import MANAGED_LABELS, FakeWatchServer, serving, status
 
 from trtserve_operator.cli import cleanup, startup
-from trtserve_operator.handlers.view import IndexView
+from trtserve_operator.handlers.view import CacheView
 from trtserve_operator.kube.cache import ObjectCache
 from trtserve_operator.kube.client import CONNECTIONS, Kube
 from trtserve_operator.kube.credentials import Credentials
@@ -362,30 +362,45 @@ def test_pods_are_grouped_by_instance_and_projected() -> None:
 
 
 def test_startup_returns_only_once_every_informer_has_listed() -> None:
-    """kopf starts no handler before its startup handlers return: the operator's startup
-    waits for the first listing of every informer, so the first TRTModel converge reads
-    complete caches (as kopf's indexes guarantee), even when listing needs retries."""
+    """The operator's startup waits for the first listing of every informer before it
+    converges anything, so the first TRTModel converge reads complete caches, even when
+    listing needs retries. TRTModels are listed without a label selector (users' objects
+    carry none of ours), the operator's own kinds with one."""
 
     async def scenario() -> None:
+        trtmodels = FakeWatchServer(
+            "/apis/trtserve.io/v1alpha1/namespaces/ns/trtmodels", "TRTModel", "trtserve.io/v1alpha1"
+        )
         deployments = FakeWatchServer(PATH)
         services = FakeWatchServer("/api/v1/namespaces/ns/services", "Service", "v1")
         configmaps = FakeWatchServer("/api/v1/namespaces/ns/configmaps", "ConfigMap", "v1")
         pods = FakeWatchServer(PODS_PATH, "Pod", "v1")
-        async with serving(deployments, services, configmaps, pods) as url:
+        jobs = FakeWatchServer("/apis/batch/v1/namespaces/ns/jobs", "Job", "batch/v1")
+        servers = (trtmodels, deployments, services, configmaps, pods, jobs)
+        async with serving(*servers) as url:
             await deployments.put("d0", spec=spec())
             await services.put("d0", spec={"ports": []})
             await configmaps.put("d0-batching", data={"batching.txt": "x"})
             deployments.list_faults.extend([503, 503])
+            trtmodels.list_faults.append(503)
             memo = kopf.Memo(credentials=Credentials.from_url(url), namespaces=("ns",))
-            await startup(settings=kopf.OperatorSettings(), memo=memo, trtmodel_index={})
+            await startup(settings=kopf.OperatorSettings(), memo=memo)
             try:
                 view = memo["view"]
-                assert isinstance(view, IndexView)
+                assert isinstance(view, CacheView)
                 assert len(deployments.lists()) == 3
+                assert len(trtmodels.lists()) == 2
                 assert view.child("Deployment", "ns", "d0") is not None
                 assert view.child("Service", "ns", "d0") is not None
                 assert view.child("ConfigMap", "ns", "d0-batching") is not None
                 assert view.pods("ns", "d0") == []
+                assert view.jobs("ns", "d0") == []
+                assert all("labelSelector" not in q for q in trtmodels.lists())
+                for server in servers[1:-1]:
+                    assert all(q["labelSelector"] == SELECTOR for q in server.lists())
+                assert jobs.lists()[0]["labelSelector"] == (
+                    f"{SELECTOR},app.kubernetes.io/component=benchmark"
+                )
             finally:
                 await cleanup(memo=memo)
 

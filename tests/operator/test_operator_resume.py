@@ -110,18 +110,21 @@ def test_every_request_is_covered_by_required_permissions(converged: EmulatedClu
 
 
 def test_child_and_pod_watches_carry_the_label_selector(converged: EmulatedCluster) -> None:
-    """kopf lists and watches only the operator's own children and pods (the emulator
-    ignores selectors; a real API server filters by them)."""
-    seen = 0
+    """The operator lists and watches only its own children, pods and benchmark Jobs (the
+    emulator ignores selectors; a real API server filters by them), and every TRTModel."""
+    managed = "app.kubernetes.io/managed-by=trtserve-operator"
+    seen: dict[str, int] = {}
     for request in converged.operator_requests():
         resource = request.resource
         action = str(request.action).split(".")[-1].upper()
         if resource is None or action not in ("LIST", "WATCH"):
             continue
         selector = dict(request.params).get("labelSelector") if request.params else None
-        if resource.plural in ("deployments", "services", "configmaps", "pods", "jobs"):
-            assert selector == "app.kubernetes.io/managed-by=trtserve-operator", request.url
-            seen += 1
+        if resource.plural in ("deployments", "services", "configmaps", "pods"):
+            assert selector == managed, request.url
+        elif resource.plural == "jobs":
+            assert selector == f"{managed},app.kubernetes.io/component=benchmark", request.url
         else:
             assert selector is None, request.url
-    assert seen >= 4
+        seen[resource.plural] = seen.get(resource.plural, 0) + 1
+    assert set(seen) >= {"trtmodels", "deployments", "services", "configmaps", "pods", "jobs"}

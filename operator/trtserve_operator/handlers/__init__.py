@@ -1,11 +1,6 @@
-"""kopf handlers of the operator (``kopf run -m trtserve_operator.handlers``).
+"""The operator's reactions to the cluster: the informers' callbacks (:mod:`.changes`),
+the read view over the adapter's caches (:mod:`.view`), retries and kopf's settings.
 
-Handlers only turn kopf's arguments into typed objects and call the services; kopf's
-in-memory indexes (TRTModels, benchmark Jobs) and the adapter's informer caches
-(Deployments, Services, ConfigMaps, Pods) are the services' read cache (:class:`.view.IndexView`);
-:mod:`.children` turns the informers' changes into service calls.
+Handlers only turn what changed into service calls. kopf runs the process (login,
+startup, cleanup, health: :mod:`trtserve_operator.cli`) and watches nothing itself.
 """
-
-from trtserve_operator.handlers import benchmarks, lifecycle, trtmodels
-
-__all__ = ["benchmarks", "lifecycle", "trtmodels"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from trtserve_operator.handlers.view import IndexView
+from trtserve_operator.handlers.view import CacheView
 from trtserve_operator.kube.errors import KubeError
 from trtserve_operator.services.builders.names import MONITORING_CONFIGMAP
 from trtserve_operator.services.reconciler import Reconciler
@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 async def monitoring_config_changed(
-    reconciler: Reconciler, namespace: str, view: IndexView
+    reconciler: Reconciler, namespace: str, view: CacheView
 ) -> None:
     """Edited or deleted: compare again, and repair it now if a model of the namespace
     mounts it (otherwise the next converge in the namespace does)."""

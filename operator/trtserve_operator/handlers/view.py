@@ -1,10 +1,11 @@
-"""The services' :class:`ClusterView` over the operator's read caches.
+"""The services' read view (:class:`ClusterView`, :class:`BenchmarkView`) over the
+adapter's caches.
 
-TRTModels are a kopf index (kopf watches them and runs their handlers); the children and
-pods are the adapter's own caches (:class:`trtserve_operator.kube.cache.ObjectCache`,
-kept by its informers: the kinds a real cluster changes most, see docs/operator.md, "How
-reads work"). One view
-is built at startup and shared by every handler (kopf's index objects are live).
+Every kind the operator reads is cached by the adapter's own informers
+(:class:`trtserve_operator.kube.cache.ObjectCache`, kept by
+:class:`trtserve_operator.kube.watch.Informer`; docs/operator.md, "How reads work"), in
+projections: reading costs no request. One view is built at startup and shared by every
+callback (the caches are live).
 """
 
 from __future__ import annotations
@@ -13,38 +14,37 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import kopf
-
 from trtserve_operator.kube.cache import ObjectCache
-
-
-def _one(index: kopf.Index[Any, Any], key: tuple[str, str]) -> Mapping[str, Any] | None:
-    store = index.get(key)
-    if not store:
-        return None
-    *_, last = iter(store)
-    return last  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
 class Caches:
-    """The adapter's caches, one per kind it watches itself."""
+    """The adapter's caches, one per kind it watches."""
 
+    trtmodels: ObjectCache
     deployments: ObjectCache
     services: ObjectCache
     configmaps: ObjectCache
     pods: ObjectCache
+    jobs: ObjectCache
+    """Benchmark Jobs, grouped by their TRTModel."""
+
+    def all(self) -> tuple[ObjectCache, ...]:
+        return (
+            self.trtmodels,
+            self.deployments,
+            self.services,
+            self.configmaps,
+            self.pods,
+            self.jobs,
+        )
 
 
 @dataclass(frozen=True)
-class IndexView:
-    trtmodels: kopf.Index[Any, Any]
-    caches: Caches
+class CacheView:
+    """The reconciler's and the benchmark's view of the cluster."""
 
-    @classmethod
-    def from_kwargs(cls, kwargs: Mapping[str, Any], caches: Caches) -> IndexView:
-        """The view over kopf's indexes (a handler's or the startup handler's kwargs)."""
-        return cls(trtmodels=kwargs["trtmodel_index"], caches=caches)
+    caches: Caches
 
     def child(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
         if kind == "Deployment":
@@ -58,16 +58,12 @@ class IndexView:
     def pods(self, namespace: str, instance: str) -> Sequence[Mapping[str, Any]]:
         return self.caches.pods.group(namespace, instance)
 
+    def jobs(self, namespace: str, instance: str) -> Sequence[Mapping[str, Any]]:
+        return self.caches.jobs.group(namespace, instance)
+
     def trtmodel(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        return _one(self.trtmodels, (namespace, name))
+        return self.caches.trtmodels.get(namespace, name)
 
     def has_models(self, namespace: str) -> bool:
         """Whether any TRTModel of ``namespace`` is cached (a scan: for rare events only)."""
-        return any(key[0] == namespace for key in self.trtmodels)
-
-
-def view_of(memo: kopf.Memo) -> IndexView:
-    """The operator's one view (built by the startup handler)."""
-    view = memo["view"]
-    assert isinstance(view, IndexView)
-    return view
+        return any(key[0] == namespace for key in self.caches.trtmodels)

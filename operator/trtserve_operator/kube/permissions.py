@@ -1,10 +1,10 @@
 """Every (apiGroup, resource, verb) the operator process needs: the chart's RBAC source.
 
 It covers the adapter (:mod:`trtserve_operator.kube.client`, and its informers in
-:mod:`trtserve_operator.kube.watch`, which list and watch Deployments, Services,
-ConfigMaps and Pods) and kopf as the operator runs it: ``--standalone`` (no peering
-objects), namespace/CRD scanning disabled, no progress or diff-base storage and no event
-posting (kopf only lists and watches TRTModels and benchmark Jobs).
+:mod:`trtserve_operator.kube.watch`, which list and watch TRTModels, Deployments,
+Services, ConfigMaps, Pods and benchmark Jobs) and kopf as the operator runs it:
+``--standalone`` (no peering objects), namespace/CRD scanning disabled, no resource
+handlers (kopf watches nothing), no progress or diff-base storage and no event posting.
 Discovery (``/api``, ``/apis/...``) is a non-resource URL granted to every authenticated
 user by the default ``system:discovery`` role. A test records every request the operator
 makes against the kmock emulator and checks it is covered here.
@@ -28,7 +28,8 @@ def _grant(api_group: str, resource: str, *verbs: str) -> set[Permission]:
 
 
 REQUIRED_PERMISSIONS: frozenset[Permission] = frozenset(
-    # kopf lists and watches TRTModels; nothing writes their metadata or spec.
+    # The adapter's informer lists and watches TRTModels (get: read-only, what list and
+    # watch show anyway); nothing writes their metadata or spec.
     _grant(GROUP, PLURAL, "get", "list", "watch")
     # The adapter writes the status subresource only.
     | _grant(GROUP, f"{PLURAL}/status", "patch")
@@ -44,7 +45,7 @@ REQUIRED_PERMISSIONS: frozenset[Permission] = frozenset(
     # Pods are only read (the adapter's informer, and a list for the benchmark Job's pod):
     # the converter's termination message and readiness, trt-bench's JSON summary.
     | _grant("", "pods", "list", "watch")
-    # The A/B benchmark Job (spec.benchmark): kopf watches it (an index), the adapter
+    # The A/B benchmark Job (spec.benchmark): the adapter's informer watches it, the adapter
     # creates it, reads it back on a conflict and deletes it once its result is read.
     | _grant("batch", "jobs", "create", "get", "list", "watch", "delete")
     # Events: the adapter's, for transitions a person acts on (kopf posts none).

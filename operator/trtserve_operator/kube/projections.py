@@ -1,14 +1,18 @@
 """Decode watch events and list pages straight into projections (msgspec).
 
-A projection keeps only what the operator reads of an object (the same shapes kopf's
-indexes keep for the kinds kopf still watches, :mod:`trtserve_operator.handlers.indexes`):
+A projection keeps only what the operator reads of an object:
 
+- TRTModel: identity (name, namespace, uid, generation, deletionTimestamp), ``spec``
+  whole (rendered) and ``status`` whole (the previous status after a restart, and the
+  benchmark's record of its run).
 - Deployment, Service, ConfigMap: ``apiVersion``, ``kind``, identity, labels and
   ownerReferences, ``spec``/``data`` whole (converging compares every rendered field with
   them); of a Deployment's ``status`` only the replica counts.
 - Pod: its name, the annotations asked for (the template hash), deletion, phase, the
   ``PodScheduled=False`` condition and the state of the init containers asked for (the
   converter's report).
+- benchmark Job: its name, uid, the annotations asked for (the run key), deletion and
+  its conditions.
 
 msgspec decodes into typed structs and *skips* everything else without building it: a
 pod's spec, managedFields, other controllers' annotations (kubectl's
@@ -138,6 +142,40 @@ class PodWire(msgspec.Struct):
     status: PodStatus | None = None
 
 
+class TRTModelMeta(msgspec.Struct, rename="camel"):
+    name: str = ""
+    namespace: str = ""
+    uid: str | None = None
+    generation: int | None = None
+    deletion_timestamp: str | None = None
+    resource_version: str = ""
+
+
+class TRTModelWire(msgspec.Struct):
+    metadata: TRTModelMeta = msgspec.field(default_factory=TRTModelMeta)
+    spec: dict[str, Any] | None = None
+    status: dict[str, Any] | None = None
+
+
+class JobMeta(msgspec.Struct, rename="camel"):
+    name: str = ""
+    namespace: str = ""
+    uid: str | None = None
+    deletion_timestamp: str | None = None
+    resource_version: str = ""
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class JobStatus(msgspec.Struct):
+    conditions: list[dict[str, Any]] | None = None
+
+
+class JobWire(msgspec.Struct):
+    metadata: JobMeta = msgspec.field(default_factory=JobMeta)
+    status: JobStatus | None = None
+
+
 @dataclass(frozen=True)
 class Projected:
     """One decoded object: where it goes in the cache and what is kept of it."""
@@ -239,3 +277,59 @@ class PodProjector(Projector[PodWire]):
 def child_projector(resource: ApiResource) -> ChildProjector:
     wire = {"Deployment": DeploymentWire, "Service": ServiceWire, "ConfigMap": ConfigMapWire}
     return ChildProjector(resource, wire[resource.kind])
+
+
+class TRTModelProjector(Projector[TRTModelWire]):
+    """TRTModels: identity, ``spec`` and ``status`` (everything the reconciler and the
+    benchmark read; no labels, annotations or managedFields)."""
+
+    def __init__(self, resource: ApiResource) -> None:
+        super().__init__(resource, TRTModelWire)
+
+    def project(self, item: TRTModelWire) -> Projected:
+        meta = item.metadata
+        identity: dict[str, Any] = {"name": meta.name}
+        for key, value in (
+            ("namespace", meta.namespace or None),
+            ("uid", meta.uid),
+            ("generation", meta.generation),
+            ("deletionTimestamp", meta.deletion_timestamp),
+        ):
+            if value is not None:
+                identity[key] = value
+        projection: dict[str, Any] = {"metadata": identity, "spec": item.spec or {}}
+        if item.status:
+            projection["status"] = item.status
+        return Projected(meta.namespace, meta.name, meta.resource_version, projection)
+
+
+class JobProjector(Projector[JobWire]):
+    """Benchmark Jobs, grouped by ``group_label`` (their TRTModel): identity, the
+    annotations asked for (the run key) and the conditions."""
+
+    def __init__(
+        self, resource: ApiResource, *, group_label: str, annotations: Sequence[str]
+    ) -> None:
+        super().__init__(resource, JobWire)
+        self.group_label = group_label
+        self._annotations = tuple(annotations)
+
+    def project(self, item: JobWire) -> Projected:
+        meta = item.metadata
+        annotations = meta.annotations or {}
+        status = item.status or JobStatus()
+        projection = {
+            "metadata": {
+                "name": meta.name,
+                "uid": meta.uid,
+                "annotations": {k: annotations[k] for k in self._annotations if k in annotations},
+                "deletionTimestamp": meta.deletion_timestamp,
+            },
+            "status": {
+                "conditions": [
+                    {key: c.get(key) for key in CONDITION_KEYS} for c in status.conditions or []
+                ],
+            },
+        }
+        group = (meta.labels or {}).get(self.group_label)
+        return Projected(meta.namespace, meta.name, meta.resource_version, projection, group)

@@ -1,15 +1,16 @@
 """List, then watch, one kind of the operator's objects into an :class:`ObjectCache`.
 
-The adapter's own informer for the high-churn kinds the operator only *reads* through its
-cache (Deployments, Services, Pods): every Deployment status update and pod state change
-of a real cluster is a watch event, and kopf's fixed per-event path (queueing, a worker
-per object, body wrapping, handler kwargs, an index function and an event handler) cost
-about 1-1.5 ms of CPU each; here an event costs a msgspec decode into the projection and
-one comparison (see docs/operator.md, "How reads work").
+The adapter's own informer for every kind the operator watches (TRTModels, their
+children, pods and benchmark Jobs): every Deployment status update and pod state change of
+a real cluster is a watch event, and so is the echo of every status write to a TRTModel;
+kopf's fixed per-event path (queueing, a worker per object, body wrapping, handler kwargs,
+an index function and an event handler) cost about 1.5-2 ms of CPU each; here an event
+costs a msgspec decode into the projection and one comparison (see docs/operator.md, "How
+reads work").
 
 The protocol is a client-go reflector's:
 
-1. **List** with the label selector in pages (``limit``/``continue``); the list's
+1. **List** with the label selector (if any) in pages (``limit``/``continue``); the list's
    ``resourceVersion`` is where the watch starts. The cache is replaced by the listing:
    objects that are gone are reported deleted, changed ones changed.
 2. **Watch** from that resourceVersion (``allowWatchBookmarks``, a server-side
@@ -27,8 +28,9 @@ the operator waits on before kopf starts any handler (as kopf does for its index
 Changes are reported to ``on_change(namespace, name, old, new, group)`` (projections,
 ``None`` for absent), only when the projection changed: an event that changes nothing the
 operator reads (a resourceVersion bump, a field outside the projection) costs no
-callback. The first listing reports nothing (nothing has been handled yet: every
-TRTModel is converged from the full cache anyway).
+callback. The first listing reports nothing: nothing has been handled yet, and the
+operator converges every TRTModel of the full caches once they are all listed
+(:meth:`trtserve_operator.handlers.changes.Changes.start`).
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ class ErrorEventError(TransientError):
 
 class Informer:
     """Keeps ``cache`` equal to the objects of ``projector.resource`` that match
-    ``selector`` in ``namespaces`` (all namespaces when empty)."""
+    ``selector`` (every object when empty) in ``namespaces`` (all namespaces when
+    empty)."""
 
     def __init__(
         self,
@@ -143,7 +146,13 @@ class Informer:
 
     def _where(self, namespace: str) -> str:
         scope = f"in {namespace}" if namespace else "in all namespaces"
-        return f"{self.projector.resource.plural} {scope} -l {self.selector}"
+        selected = f" -l {self.selector}" if self.selector else ""
+        return f"{self.projector.resource.plural} {scope}{selected}"
+
+    def _selecting(self, query: dict[str, str]) -> dict[str, str]:
+        if self.selector:
+            query["labelSelector"] = self.selector
+        return query
 
     async def _run(self, namespace: str) -> None:
         version: str | None = None
@@ -205,7 +214,7 @@ class Informer:
         version = ""
         what = f"list {self._where(namespace)}"
         while True:
-            query = {"labelSelector": self.selector, "limit": str(self.page_size)}
+            query = self._selecting({"limit": str(self.page_size)})
             if token:
                 query["continue"] = token
             payload = await self._request(self._path(namespace, query), what, LIST_TIMEOUT)
@@ -268,12 +277,13 @@ class Informer:
     async def _watch(self, namespace: str, version: str) -> tuple[str, bool]:
         """Stream events from ``version`` until the server ends the stream; the last
         resourceVersion seen, and whether any event arrived."""
-        query = {
-            "watch": "true",
-            "allowWatchBookmarks": "true",
-            "labelSelector": self.selector,
-            "timeoutSeconds": str(self.server_timeout),
-        }
+        query = self._selecting(
+            {
+                "watch": "true",
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": str(self.server_timeout),
+            }
+        )
         if version:
             query["resourceVersion"] = version
         what = f"watch {self._where(namespace)}"

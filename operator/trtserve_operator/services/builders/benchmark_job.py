@@ -26,6 +26,7 @@ from trtserve_operator.services.builders.names import (
     LABEL_INSTANCE,
     LABEL_NAME,
     LABEL_PART_OF,
+    MANAGED_LABELS,
     REST_PORT,
     child_metadata,
 )
@@ -37,6 +38,8 @@ from trtserve_operator.services.builders.target import Target
 
 BENCH_CONTAINER = "bench"
 BENCH_COMPONENT = "benchmark"
+BENCHMARK_JOB_LABELS = {**MANAGED_LABELS, LABEL_COMPONENT: BENCH_COMPONENT}
+"""The labels of every benchmark Job (what the operator's Job informer selects)."""
 BENCH_POD_APP = f"{APP_NAME}-bench"
 KEY_ANNOTATION = "trtserve.io/benchmark-key"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"

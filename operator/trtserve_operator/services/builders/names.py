@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from trtserve_operator.services.builders.target import Target
 
 MANAGED_BY = "trtserve-operator"
@@ -12,6 +14,8 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_PART_OF = "app.kubernetes.io/part-of"
 HASH_ANNOTATION = "trtserve.io/config-hash"
+MANAGED_LABELS = {LABEL_MANAGED_BY: MANAGED_BY}
+"""On every object the operator creates: its informers watch only objects with them."""
 
 GRPC_PORT = 8500
 REST_PORT = 8501
@@ -71,3 +75,8 @@ def grpc_endpoint(target: Target) -> str:
 
 def rest_endpoint(target: Target) -> str:
     return f"http://{target.name}.{target.namespace}.svc:{REST_PORT}/v1/models/{target.model_name}"
+
+
+def label_selector(labels: Mapping[str, str]) -> str:
+    """``labels`` as an equality-based label selector (``key=value,...``)."""
+    return ",".join(f"{key}={value}" for key, value in labels.items())

@@ -1,19 +1,27 @@
-"""Changes of the children and pods the adapter watches itself: what they mean for their
-TRTModel.
+"""What a change of a cached object means: the callbacks of the adapter's informers.
 
 The adapter's informers (:mod:`trtserve_operator.kube.watch`) call these for every change
-of a cached projection; the composition root wires them up at startup. Level-triggered
-like the kopf handlers:
+of a cached projection; the composition root wires them up at startup and calls
+:meth:`Changes.start` once every cache has its first listing. Everything is
+level-triggered: a change means "look again", never "this is what changed":
 
+- a TRTModel listed (at start), created or changed: converge it (its own status writes
+  come back as changes and cost a comparison), and take its benchmark's next step;
+  deleted: forget it (its children are garbage-collected: no finalizer, nothing to clean
+  up while the operator is down);
 - a Deployment, Service or ConfigMap created, deleted, or changed in what converging
   compares (labels, ownerReferences, ``spec``/``data``): converge its TRTModel again (a
-  child deleted or edited by hand is put back). Converges of one model do not overlap:
-  changes that arrive while one runs are converged once more right after it;
+  child deleted or edited by hand is put back);
 - a Deployment whose replica counts alone changed (the Deployment controller's status
   updates), or any pod change: only the model's status may have changed (a coalesced
   status update, see :mod:`trtserve_operator.services.coalesce`);
+- a benchmark Job changed (started, finished, deleted): its TRTModel's benchmark step;
 - the namespace's shared ``trtserve-monitoring`` ConfigMap changed or deleted: repair it
   (:mod:`.monitoring`).
+
+Converges of one model do not overlap, and neither do its benchmark steps: changes that
+arrive while one runs are handled once more right after it. A transient API error is
+retried with backoff (:mod:`.follow`).
 """
 
 from __future__ import annotations
@@ -24,10 +32,12 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
+from trtserve_operator.handlers.benchmarks import benchmark_step
 from trtserve_operator.handlers.follow import follow
 from trtserve_operator.handlers.monitoring import monitoring_config_changed
 from trtserve_operator.handlers.retries import Retries
-from trtserve_operator.handlers.view import IndexView
+from trtserve_operator.handlers.view import CacheView
+from trtserve_operator.services.benchmark import Benchmarks
 from trtserve_operator.services.builders.monitoring import MONITORING_COMPONENT
 from trtserve_operator.services.builders.names import (
     LABEL_COMPONENT,
@@ -39,6 +49,9 @@ from trtserve_operator.services.reconciler import Reconciler
 logger = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
+
+TRTMODEL = "TRTModel"
+"""The reason of a converge that the TRTModel itself changed (the others: a child's kind)."""
 
 
 def _labels(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -92,21 +105,81 @@ class _OneAtATime(Generic[K]):
         self._pending.clear()
 
 
-class ChildChanges:
-    """The informers' callbacks, bound to the reconciler and the operator's view."""
+class Changes:
+    """The informers' callbacks, bound to the services and the operator's view."""
 
-    def __init__(self, reconciler: Reconciler, view: IndexView, retries: Retries) -> None:
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        benchmarks: Benchmarks,
+        view: CacheView,
+        retries: Retries,
+    ) -> None:
         self._reconciler = reconciler
+        self._benchmarks = benchmarks
         self._view = view
         self._retries = retries
+        self._started = False
         self._converges: _OneAtATime[tuple[str, str]] = _OneAtATime(
             self._converge_model,
-            lambda key: "Converging {}/{} after a child changed".format(*key),
+            lambda key: "Converging {}/{}".format(*key),
+        )
+        self._steps: _OneAtATime[tuple[str, str]] = _OneAtATime(
+            self._benchmark_step,
+            lambda key: "The benchmark step of {}/{}".format(*key),
         )
         self._repairs: _OneAtATime[str] = _OneAtATime(
             self._repair_monitoring,
             lambda namespace: f"Repairing {MONITORING_CONFIGMAP} in {namespace}",
         )
+
+    def start(self) -> int:
+        """Every cache has its first listing: converge every cached TRTModel (and take its
+        benchmark's step); from now on TRTModel and Job changes are handled as they come.
+        The number of TRTModels.
+
+        Before this, TRTModel and Job changes are ignored: converging against caches that
+        are still listing could create a child that exists. Nothing is lost, since the
+        TRTModel cache read here already has every change that arrived.
+        """
+        self._started = True
+        models = list(self._view.caches.trtmodels)
+        for key in models:
+            self._converges.submit(key, TRTMODEL)
+            self._steps.submit(key, TRTMODEL)
+        return len(models)
+
+    def trtmodel(
+        self,
+        namespace: str,
+        name: str,
+        old: Mapping[str, Any] | None,
+        new: Mapping[str, Any] | None,
+        group: str | None = None,
+    ) -> None:
+        if not self._started:
+            return
+        key = (namespace, name)
+        if new is None:
+            self._reconciler.forget(namespace, name)
+            # Its own Jobs go with it (ownerReferences); those measuring it as a baseline
+            # are stopped by the step.
+            self._benchmarks.forget(namespace, name)
+            logger.info("TRTModel %s/%s deleted; its children are garbage-collected", *key)
+        else:
+            self._converges.submit(key, TRTMODEL)
+        self._steps.submit(key, TRTMODEL)
+
+    def job(
+        self,
+        namespace: str,
+        name: str,
+        old: Mapping[str, Any] | None,
+        new: Mapping[str, Any] | None,
+        group: str | None = None,
+    ) -> None:
+        if self._started and group:
+            self._steps.submit((namespace, group), "Job")
 
     def deployment(
         self,
@@ -165,18 +238,31 @@ class ChildChanges:
         if group:
             self._reconciler.pods_changed(namespace, group, self._view)
 
-    async def _converge_model(self, key: tuple[str, str], kinds: set[str]) -> None:
+    async def _converge_model(self, key: tuple[str, str], reasons: set[str]) -> None:
         namespace, name = key
         reconciler, view = self._reconciler, self._view
-        await follow(
-            self._retries,
-            key,
-            functools.partial(reconciler.children_changed, namespace, name, kinds, view),
-            retry=functools.partial(reconciler.reconverge, namespace, name, view),
-        )
+        retry = functools.partial(reconciler.reconverge, namespace, name, view)
+        if TRTMODEL in reasons:
+            body = view.trtmodel(namespace, name)
+            if body is None:
+                return  # deleted meanwhile
+            await follow(
+                self._retries, key, functools.partial(reconciler.observe, body, view), retry=retry
+            )
+        kinds = reasons - {TRTMODEL}
+        if kinds:
+            await follow(
+                self._retries,
+                key,
+                functools.partial(reconciler.children_changed, namespace, name, kinds, view),
+                retry=retry,
+            )
+
+    async def _benchmark_step(self, key: tuple[str, str], _: set[str]) -> None:
+        await benchmark_step(self._benchmarks, self._retries, *key, self._view)
 
     async def _repair_monitoring(self, namespace: str, _: set[str]) -> None:
         await monitoring_config_changed(self._reconciler, namespace, self._view)
 
     async def close(self) -> None:
-        await asyncio.gather(self._converges.close(), self._repairs.close())
+        await asyncio.gather(self._converges.close(), self._steps.close(), self._repairs.close())

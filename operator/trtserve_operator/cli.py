@@ -152,6 +152,19 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         memo["metrics_server"] = await serve_metrics(reconciler, operator_settings.metrics_port)
 
 
+@kopf.on.probe(id="informers")
+async def informers_probe(memo: kopf.Memo, **_: Any) -> dict[str, int]:
+    """Part of kopf's ``/healthz`` (the liveness and readiness probes): the cached objects
+    per kind. Fails if an informer's loop has ended, which only a defect can do (it retries
+    every API error), so that the kubelet restarts a process that would converge nothing
+    more. An unreachable API server does not fail it: a restart would not help."""
+    informers: list[Informer] = memo.get("informers") or []
+    ended = [informer.kind for informer in informers if not informer.running]
+    if ended:
+        raise kopf.PermanentError(f"the informers of {', '.join(ended)} have ended")
+    return {informer.kind: len(informer.cache) for informer in informers}
+
+
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     for informer in memo.get("informers") or []:

@@ -19,7 +19,7 @@ import kopf
 import pytest
 from watch_server import MANAGED_LABELS, FakeWatchServer, serving, status
 
-from trtserve_operator.cli import cleanup, startup
+from trtserve_operator.cli import cleanup, informers_probe, startup
 from trtserve_operator.handlers.view import CacheView
 from trtserve_operator.kube.cache import ObjectCache
 from trtserve_operator.kube.client import CONNECTIONS, Kube
@@ -442,5 +442,29 @@ def test_an_unreadable_event_lists_again() -> None:
             await server.put("bad", spec=spec(), metadata={"generation": "x"})
             await until(lambda: len(server.lists()) == 2, "a second listing")
             assert cache.get("ns", "bad") is None
+
+    run(scenario)
+
+
+def test_the_health_probe_fails_once_an_informer_loop_has_ended() -> None:
+    """kopf's /healthz includes the informers: it reports what each caches, keeps passing
+    while the API server refuses (the loop retries; a restart would not help), and fails
+    when a loop has ended, which would leave the operator converging nothing more."""
+
+    async def scenario(server: FakeWatchServer) -> None:
+        await server.put("d0", spec=spec())
+        async with informing(server) as (informer, _, _):
+            await informer.wait_ready()
+            memo = kopf.Memo(informers=[informer])
+            assert await informers_probe(memo=memo) == {"Deployment": 1}
+            server.list_faults.extend([503] * 50)
+            await server.end_watches()
+            await asyncio.sleep(0.1)
+            assert await informers_probe(memo=memo) == {"Deployment": 1}
+            informer._tasks[0].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await informer._tasks[0]
+            with pytest.raises(kopf.PermanentError, match="Deployment"):
+                await informers_probe(memo=memo)
 
     run(scenario)

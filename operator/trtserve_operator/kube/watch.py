@@ -124,6 +124,12 @@ class Informer:
                 for namespace in self.namespaces
             ]
 
+    @property
+    def running(self) -> bool:
+        """Whether every loop started by :meth:`start` is still running (a loop ends only
+        when stopped: it retries every error; one that ended otherwise is a defect)."""
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+
     async def wait_ready(self) -> None:
         """Until every namespace's first listing is in the cache."""
         await self._ready.wait()

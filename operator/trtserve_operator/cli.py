@@ -71,6 +71,11 @@ from trtserve_operator.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+CRD_MISSING = (
+    "is the TRTModel CRD installed? `trtserve-operator crd | kubectl apply -f -` (or the "
+    "Helm chart) installs it; the operator waits for it"
+)
+
 HEAP_TRIM_INTERVAL = 15.0
 """Seconds between returning freed heap to the OS (see :mod:`trtserve_operator.memory`)."""
 
@@ -127,6 +132,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             selector=selector,
             namespaces=namespaces,
             on_change=on_change,
+            missing=CRD_MISSING if cache is caches.trtmodels else "",
         )
         for cache, selector, on_change in (
             # Users' TRTModels carry no label of ours: all of them, in the namespaces.

@@ -19,7 +19,7 @@ import kopf
 import pytest
 from watch_server import MANAGED_LABELS, FakeWatchServer, serving, status
 
-from trtserve_operator.cli import cleanup, informers_probe, startup
+from trtserve_operator.cli import CRD_MISSING, build_projectors, cleanup, informers_probe, startup
 from trtserve_operator.handlers.view import CacheView
 from trtserve_operator.kube.cache import ObjectCache
 from trtserve_operator.kube.client import CONNECTIONS, Kube
@@ -468,3 +468,38 @@ def test_the_health_probe_fails_once_an_informer_loop_has_ended() -> None:
                 await informers_probe(memo=memo)
 
     run(scenario)
+
+
+def test_a_missing_crd_is_logged_with_what_to_do_and_waited_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without the TRTModel CRD the API server answers 404 to the listing: the informer
+    says how to install it at every retry, and keeps retrying (the startup waits)."""
+
+    async def scenario() -> None:
+        async with serving() as url:
+            kube = Kube.from_url(url)
+            informer = Informer(
+                kube,
+                build_projectors()["TRTModel"],
+                ObjectCache("TRTModel"),
+                selector="",
+                namespaces=("ns",),
+                missing=CRD_MISSING,
+                backoff=(0.01, 0.02),
+            )
+            informer.start()
+            try:
+                await until(lambda: len(caplog.records) >= 2, "two retries")
+                assert informer.running
+                assert not informer.cache.ready
+            finally:
+                await informer.stop()
+                await kube.close()
+
+    with caplog.at_level(logging.ERROR, logger="trtserve_operator.kube.watch"):
+        asyncio.run(scenario())
+    message = caplog.records[0].getMessage()
+    assert "trtmodels in ns" in message, message
+    assert "404" in message, message
+    assert "`trtserve-operator crd | kubectl apply -f -`" in message

@@ -95,6 +95,7 @@ class Informer:
         selector: str,
         namespaces: Sequence[str] = (),
         on_change: ChangeCallback | None = None,
+        missing: str = "",
         server_timeout: int = SERVER_TIMEOUT,
         page_size: int = LIST_PAGE,
         backoff: tuple[float, float] = (BACKOFF_INITIAL, BACKOFF_MAX),
@@ -105,6 +106,9 @@ class Informer:
         self.selector = selector
         self.namespaces = tuple(namespaces) or ("",)
         self.on_change = on_change
+        self.missing = missing
+        """What to do when the API server does not know the resource (a 404 listing: a
+        CRD not installed), added to the error logged at every retry."""
         self.server_timeout = server_timeout
         self.page_size = page_size
         self.backoff = backoff
@@ -189,7 +193,8 @@ class Informer:
                 version = None  # the stream's state is unknown: start from a listing
             except KubeError as error:
                 log = logger.error if error.code in (401, 403, 404) else logger.warning
-                log("Watching %s: %s", self._where(namespace), error)
+                hint = f"; {self.missing}" if error.code == 404 and self.missing else ""
+                log("Watching %s: %s%s", self._where(namespace), error, hint)
             except Exception:
                 logger.exception("Watching %s failed", self._where(namespace))
                 version = None  # whatever happened, start again from a listing

@@ -309,7 +309,7 @@ class Operator:
         if profile is not None:
             spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
             command = [
-                spy, "record", "--nonblocking", "--rate", "100", "--format", "speedscope",
+                spy, "record", "--nonblocking", "--rate", os.environ.get("BENCH_PYSPY_RATE", "100"), "--format", "speedscope",
                 "-o", str(profile), "--", *command,
             ]  # fmt: skip
         with OPERATOR_LOG.open("wb") as log:

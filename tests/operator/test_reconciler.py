@@ -442,6 +442,61 @@ def test_a_child_event_before_the_cache_shows_a_new_child_does_not_create_it_aga
     assert ("get", "Deployment") not in kube.calls
 
 
+class CountingView(View):
+    """Records which children are looked up."""
+
+    def __init__(self, kube: MemoryKube, body: dict[str, Any]) -> None:
+        super().__init__(kube, body)
+        self.looked_up: list[str] = []
+
+    def child(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        self.looked_up.append(kind)
+        return super().child(kind, namespace, name)
+
+
+def test_the_watch_echo_of_a_created_child_compares_only_that_child() -> None:
+    """A first converge creates the Service and the Deployment; their ADDED events then
+    arrive. Each is compared with what was rendered, and nothing else is looked at again
+    (every other child's change has an event of its own); the status is asked for."""
+    kube = MemoryKube()
+    body = trtmodel()
+
+    async def scenario() -> list[str]:
+        service = reconciler(kube)
+        await service.observe(body, View(kube, body, stale=True))
+        await settled(service)
+        kube.calls.clear()
+        view = CountingView(kube, body)
+        await service.child_changed("ns", "m", "Service", view)
+        await service.child_changed("ns", "m", "Deployment", view)
+        await settled(service)
+        return view.looked_up
+
+    looked_up = asyncio.run(scenario())
+    assert looked_up.count("Service") == 1
+    assert looked_up.count("Deployment") == 2  # the echo, and the status update reading it
+    assert "ConfigMap" not in looked_up
+    assert kube.writes() == []  # the status equals what was written: nothing sent
+
+
+def test_a_created_child_edited_before_its_echo_arrives_is_put_back() -> None:
+    kube = MemoryKube()
+    body = trtmodel()
+
+    async def scenario() -> None:
+        service = reconciler(kube)
+        await service.observe(body, View(kube, body, stale=True))
+        await settled(service)
+        kube.calls.clear()
+        kube.objects[("Service", "ns", "m")]["spec"]["ports"] = []  # edited meanwhile
+        await service.child_changed("ns", "m", "Service", View(kube, body))
+        await settled(service)
+
+    asyncio.run(scenario())
+    assert kube.writes() == [("patch", "Service")]
+    assert kube.objects[("Service", "ns", "m")]["spec"]["ports"]
+
+
 def test_a_service_can_add_children_that_are_converged_like_the_others() -> None:
     kube = MemoryKube()
     body = trtmodel()

@@ -97,12 +97,20 @@ class Metrics:
             buckets=CONVERSION_BUCKETS,
             registry=self.registry,
         )
+        self._children: dict[tuple[Any, ...], Counter] = {}
         self._phases: dict[ModelKey, str] = {}
         self.registry.register(_PhaseCollector(self._phases))
 
     def inc(self, name: str, **labels: str) -> None:
-        counter = self._counters[name]  # KeyError: an undeclared metric is a bug
-        (counter.labels(**labels) if labels else counter).inc()
+        # The labelled child is looked up once per label set: prometheus_client's
+        # ``labels()`` takes a lock and validates the names on every call, a visible share
+        # of the CPU of a converge that changes nothing (profiled at 500 models).
+        key = (name, *labels.items())
+        child = self._children.get(key)
+        if child is None:
+            counter = self._counters[name]  # KeyError: an undeclared metric is a bug
+            child = self._children[key] = counter.labels(**labels) if labels else counter
+        child.inc()
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a counter sample (0 when never incremented)."""

@@ -136,6 +136,10 @@ class ModelState:
     children: Children | None = None
     """The children rendered from ``target`` (rendered once per spec: every event of a
     child compares with them)."""
+    blocker: Blocker | None = None
+    blocker_known: bool = False
+    """Whether ``blocker`` (why the spec must not be rolled out) is computed: once per spec,
+    like the children, not at every converge and status update."""
 
 
 class Reconciler:
@@ -212,7 +216,15 @@ class Reconciler:
         state = self._models.get(key)
         if state is None or state.target is None:
             return  # not seen yet (its own event converges it) or invalid
+        kinds = set(kinds)
+        echoes = kinds <= state.unseen
         state.unseen.difference_update(kinds)  # the cache has caught up with them
+        if echoes and state.converged and self._as_created(key, state, kinds, view):
+            # The watch shows what this process just created, unchanged: nothing else
+            # changed with it (another child's change has its own event), so there is
+            # nothing to compare again. The status may now read the real Deployment.
+            self.status_updates.request(key)
+            return
         await self._converge(key, state, view)
 
     def pods_changed(self, namespace: str, instance: str, view: ClusterView) -> None:
@@ -256,6 +268,33 @@ class Reconciler:
         self._models[key] = state
         return state
 
+    def _as_created(self, key: Key, state: ModelState, kinds: set[str], view: ClusterView) -> bool:
+        """Whether every child of ``kinds`` is cached exactly as rendered (what the first
+        converge of an ADDED child's echo would find)."""
+        if state.target is None or state.rejected is not None or state.children is None:
+            return False
+        children = state.children
+        rendered = {
+            "ConfigMap": children.configmap,
+            "Service": children.service,
+            "Deployment": children.deployment,
+        }
+        for kind in kinds:
+            desired = rendered.get(kind)
+            if desired is None:
+                return False  # a renderer's child, or one that is not wanted: compare all
+            actual = view.child(kind, key[0], desired["metadata"]["name"])
+            if actual is None or plan(desired, actual).action is not Action.NOOP:
+                return False
+        for kind in kinds:  # compared and up to date, as a converge would count them
+            self.metrics.inc("trtserve_child_actions_total", kind=kind, action=Action.NOOP.value)
+        return True
+
+    def _blocker(self, state: ModelState, target: Target) -> Blocker | None:
+        if not state.blocker_known:
+            state.blocker, state.blocker_known = blocker_for(target, self.settings), True
+        return state.blocker
+
     def _children(self, state: ModelState, target: Target) -> Children:
         if state.children is None:
             state.children = build_children(target, self.settings)
@@ -283,7 +322,7 @@ class Reconciler:
         assert target is not None
         try:
             async with self._slots, self._lock(key), self._counting_errors():
-                blocker = blocker_for(target, self.settings)
+                blocker = self._blocker(state, target)
                 children = self._children(state, target)
                 rejected = await self._ensure_monitoring(key, view)
                 wanted = children.wanted(deployment=blocker is None)
@@ -404,7 +443,7 @@ class Reconciler:
             )
             return new, event, None
         target = state.target
-        blocker = blocker_for(target, self.settings) or state.rejected
+        blocker = self._blocker(state, target) or state.rejected
         deployment = view.child(DEPLOYMENTS.kind, *key)
         if deployment is None and DEPLOYMENTS.kind in state.unseen:
             # Created a moment ago and not in the cache yet: what was rendered stands in.

@@ -60,31 +60,44 @@ class Status(msgspec.Struct):
     message: str = ""
 
 
-class ChildMeta(msgspec.Struct, rename="camel"):
+class ObjectMeta(msgspec.Struct, rename="camel"):
+    """A TRTModel's identity (the base of a child's metadata)."""
+
     name: str = ""
     namespace: str = ""
     uid: str | None = None
     generation: int | None = None
     deletion_timestamp: str | None = None
     resource_version: str = ""
-    labels: dict[str, str] | None = None
-    owner_references: list[dict[str, Any]] | None = None
+
+    def _picked(self) -> dict[str, Any]:
+        return {
+            "uid": self.uid,
+            "generation": self.generation,
+            "deletionTimestamp": self.deletion_timestamp,
+        }
 
     def identity(self) -> dict[str, Any]:
-        """The metadata the projection keeps (as the API names it)."""
+        """The metadata the projection keeps (as the API names it; unset ones left out)."""
         picked: dict[str, Any] = {"name": self.name}
         if self.namespace:
             picked["namespace"] = self.namespace
-        for key, value in (
-            ("uid", self.uid),
-            ("generation", self.generation),
-            ("deletionTimestamp", self.deletion_timestamp),
-            ("labels", self.labels),
-            ("ownerReferences", self.owner_references),
-        ):
-            if value is not None:
-                picked[key] = value
+        picked.update((key, value) for key, value in self._picked().items() if value is not None)
         return picked
+
+
+class ChildMeta(ObjectMeta):
+    """A child's identity, labels and ownerReferences (what converging compares)."""
+
+    labels: dict[str, str] | None = None
+    owner_references: list[dict[str, Any]] | None = None
+
+    def _picked(self) -> dict[str, Any]:
+        return {
+            **super()._picked(),
+            "labels": self.labels,
+            "ownerReferences": self.owner_references,
+        }
 
 
 class ReplicaCounts(msgspec.Struct, rename="camel"):
@@ -142,17 +155,8 @@ class PodWire(msgspec.Struct):
     status: PodStatus | None = None
 
 
-class TRTModelMeta(msgspec.Struct, rename="camel"):
-    name: str = ""
-    namespace: str = ""
-    uid: str | None = None
-    generation: int | None = None
-    deletion_timestamp: str | None = None
-    resource_version: str = ""
-
-
 class TRTModelWire(msgspec.Struct):
-    metadata: TRTModelMeta = msgspec.field(default_factory=TRTModelMeta)
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
     spec: dict[str, Any] | None = None
     status: dict[str, Any] | None = None
 
@@ -288,16 +292,7 @@ class TRTModelProjector(Projector[TRTModelWire]):
 
     def project(self, item: TRTModelWire) -> Projected:
         meta = item.metadata
-        identity: dict[str, Any] = {"name": meta.name}
-        for key, value in (
-            ("namespace", meta.namespace or None),
-            ("uid", meta.uid),
-            ("generation", meta.generation),
-            ("deletionTimestamp", meta.deletion_timestamp),
-        ):
-            if value is not None:
-                identity[key] = value
-        projection: dict[str, Any] = {"metadata": identity, "spec": item.spec or {}}
+        projection: dict[str, Any] = {"metadata": meta.identity(), "spec": item.spec or {}}
         if item.status:
             projection["status"] = item.status
         return Projected(meta.namespace, meta.name, meta.resource_version, projection)

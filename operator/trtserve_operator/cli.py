@@ -102,7 +102,9 @@ async def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """kopf settings, then the one shared API client, the services, and the adapter's
     informers; once every cache has its first listing, every TRTModel is converged
-    (:meth:`Changes.start`)."""
+    (:meth:`Changes.start`, in the background: kopf serves ``/healthz`` only once this
+    returns, and listing may have to wait for the API server or the CRD far longer than
+    the liveness probe allows)."""
     configure_kopf(settings)
     operator_settings = Settings()
     kube = Kube(shared_credentials(memo))
@@ -147,32 +149,50 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["informers"] = informers
     for informer in informers:
         informer.start()
-    await asyncio.gather(*(informer.wait_ready() for informer in informers))
-    logger.info(
-        "Caches listed (%s); converging %d TRTModels",
-        ", ".join(f"{len(cache)} {cache.kind}s" for cache in caches.all()),
-        changes.start(),
+    memo["converging"] = asyncio.create_task(
+        converge_once_listed(informers, caches, changes), name="converge once listed"
     )
     memo["heap_trimmer"] = asyncio.create_task(trim_periodically(HEAP_TRIM_INTERVAL))
     if operator_settings.metrics_port:
         memo["metrics_server"] = await serve_metrics(reconciler, operator_settings.metrics_port)
 
 
+async def converge_once_listed(
+    informers: Sequence[Informer], caches: Caches, changes: Changes
+) -> None:
+    """The barrier: nothing is converged before every informer's first listing is in its
+    cache (converging against a cache still listing could create a child that exists);
+    then every TRTModel is."""
+    await asyncio.gather(*(informer.wait_ready() for informer in informers))
+    logger.info(
+        "Caches listed (%s); converging %d TRTModels",
+        ", ".join(f"{len(cache)} {cache.kind}s" for cache in caches.all()),
+        changes.start(),
+    )
+
+
 @kopf.on.probe(id="informers")
-async def informers_probe(memo: kopf.Memo, **_: Any) -> dict[str, int]:
+async def informers_probe(memo: kopf.Memo, **_: Any) -> dict[str, int | str]:
     """Part of kopf's ``/healthz`` (the liveness and readiness probes): the cached objects
-    per kind. Fails if an informer's loop has ended, which only a defect can do (it retries
-    every API error), so that the kubelet restarts a process that would converge nothing
-    more. An unreachable API server does not fail it: a restart would not help."""
+    per kind (``listing`` until the first listing is in). Fails if an informer's loop has
+    ended, which only a defect can do (it retries every API error), so that the kubelet
+    restarts a process that would converge nothing more. An unreachable API server or a
+    missing CRD does not fail it: a restart would not help."""
     informers: list[Informer] = memo.get("informers") or []
     ended = [informer.kind for informer in informers if not informer.running]
     if ended:
         raise kopf.PermanentError(f"the informers of {', '.join(ended)} have ended")
-    return {informer.kind: len(informer.cache) for informer in informers}
+    return {
+        informer.kind: len(informer.cache) if informer.cache.ready else "listing"
+        for informer in informers
+    }
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    converging = memo.get("converging")
+    if isinstance(converging, asyncio.Task):
+        converging.cancel()
     for informer in memo.get("informers") or []:
         await informer.stop()
     changes = memo.get("changes")

@@ -361,11 +361,12 @@ def test_pods_are_grouped_by_instance_and_projected() -> None:
     run(scenario, PODS_PATH)
 
 
-def test_startup_returns_only_once_every_informer_has_listed() -> None:
-    """The operator's startup waits for the first listing of every informer before it
-    converges anything, so the first TRTModel converge reads complete caches, even when
-    listing needs retries. TRTModels are listed without a label selector (users' objects
-    carry none of ours), the operator's own kinds with one."""
+def test_nothing_is_converged_before_every_informer_has_listed() -> None:
+    """The operator waits for the first listing of every informer before it converges
+    anything, so the first TRTModel converge reads complete caches, even when listing
+    needs retries; its startup handler does not wait (kopf serves /healthz only after it,
+    and the probe says what is still listing). TRTModels are listed without a label
+    selector (users' objects carry none of ours), the operator's own kinds with one."""
 
     async def scenario() -> None:
         trtmodels = FakeWatchServer(
@@ -381,14 +382,19 @@ def test_startup_returns_only_once_every_informer_has_listed() -> None:
             await deployments.put("d0", spec=spec())
             await services.put("d0", spec={"ports": []})
             await configmaps.put("d0-batching", data={"batching.txt": "x"})
-            deployments.list_faults.extend([503, 503])
+            deployments.list_faults.extend([503] * 3)
             trtmodels.list_faults.append(503)
             memo = kopf.Memo(credentials=Credentials.from_url(url), namespaces=("ns",))
             await startup(settings=kopf.OperatorSettings(), memo=memo)
             try:
+                converging = memo["converging"]
+                assert not converging.done(), "the startup handler waits for no listing"
+                assert (await informers_probe(memo=memo))["Deployment"] == "listing"
+                await asyncio.wait_for(asyncio.shield(converging), timeout=30)
+                assert (await informers_probe(memo=memo))["Deployment"] == 1
                 view = memo["view"]
                 assert isinstance(view, CacheView)
-                assert len(deployments.lists()) == 3
+                assert len(deployments.lists()) == 4
                 assert len(trtmodels.lists()) == 2
                 assert view.child("Deployment", "ns", "d0") is not None
                 assert view.child("Service", "ns", "d0") is not None

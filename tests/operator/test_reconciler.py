@@ -693,3 +693,39 @@ def test_status_updates_leave_the_benchmark_services_status_benchmark_alone() ->
     assert len(kube.statuses) == 2
     assert kube.statuses[1]["replicas"] == 1
     assert "benchmark" not in kube.statuses[1]  # neither removed nor rewritten
+
+
+def test_after_a_restart_the_first_writes_do_not_wait_for_every_spec_to_be_validated() -> None:
+    """Many models converging at once (a restart): each is validated and rendered within
+    its reconcile slot, so once the namespace's first write (its monitoring ConfigMap) is
+    answered, the next writes go out while most specs are still waiting, instead of after
+    all of them are validated (the API server would sit idle meanwhile)."""
+
+    class SlowKube(MemoryKube):
+        def __init__(self) -> None:
+            super().__init__()
+            self.models_known_at_create: list[int] = []
+            self.service: Reconciler | None = None
+
+        async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+            if self.service is not None:
+                self.models_known_at_create.append(len(self.service._models))
+            await asyncio.sleep(0.001)  # a request takes a while
+            return await super().create(obj)
+
+    kube = SlowKube()
+    bodies = [named(f"m{i}") for i in range(60)]
+
+    async def scenario() -> None:
+        service = Reconciler(
+            kube, Settings(converter_image="c:1", status_interval=0, max_concurrent_reconciles=4)
+        )
+        kube.service = service
+        await asyncio.gather(*(service.observe(b, View(kube, b, stale=True)) for b in bodies))
+        await settled(service)
+
+    asyncio.run(scenario())
+    assert sum(1 for c in kube.writes() if c == ("create", "Deployment")) == 60
+    first, second = kube.models_known_at_create[:2]  # the ConfigMap, then a Service
+    assert first == 1
+    assert second <= 4 + 1

@@ -184,11 +184,15 @@ class Reconciler:
         state = self._models.get(key)
         if state is not None and state.uid == uid and state.spec == spec and state.converged:
             return
-        state = self._remember(key, body, uid, spec, state)
-        if state.target is None:
-            self.status_updates.request(key)
-            return
-        await self._converge(key, state, view)
+        # Validated and rendered within the model's slot too: after a restart with
+        # hundreds of models the first writes go out at once, not after every spec is
+        # validated (the API server would wait meanwhile).
+        async with self._slots:
+            state = self._remember(key, body, uid, spec, state)
+            if state.target is None:
+                self.status_updates.request(key)
+                return
+            await self._converge_in_slot(key, state, view)
 
     async def reconverge(self, namespace: str, name: str, view: ClusterView) -> None:
         """Converge again with the TRTModel as the cache has it now (retries)."""
@@ -318,10 +322,15 @@ class Reconciler:
         becomes ``Ready=False`` with the server's message. Transient errors propagate
         (the caller retries); the status is requested either way.
         """
+        async with self._slots:
+            await self._converge_in_slot(key, state, view)
+
+    async def _converge_in_slot(self, key: Key, state: ModelState, view: ClusterView) -> None:
+        """:meth:`_converge` for a caller that holds one of the reconcile slots."""
         target = state.target
         assert target is not None
         try:
-            async with self._slots, self._lock(key), self._counting_errors():
+            async with self._lock(key), self._counting_errors():
                 blocker = self._blocker(state, target)
                 children = self._children(state, target)
                 rejected = await self._ensure_monitoring(key, view)

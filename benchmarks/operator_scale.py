@@ -308,8 +308,9 @@ class Operator:
         command = [sys.executable, "-m", "trtserve_operator.cli", "run", "-n", namespace]
         if profile is not None:
             spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+            rate = os.environ.get("BENCH_PYSPY_RATE", "100")
             command = [
-                spy, "record", "--nonblocking", "--rate", os.environ.get("BENCH_PYSPY_RATE", "100"), "--format", "speedscope",
+                spy, "record", "--nonblocking", "--rate", rate, "--format", "speedscope",
                 "-o", str(profile), "--", *command,
             ]  # fmt: skip
         with OPERATOR_LOG.open("wb") as log:

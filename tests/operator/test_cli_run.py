@@ -45,12 +45,12 @@ def test_text_logs_show_whole_logger_names(capsys: pytest.CaptureFixture[str]) -
     handlers, level = list(root.handlers), root.level
     try:
         configure_logging(Settings(log_format="text"))
-        logging.getLogger("trtserve_operator.handlers.trtmodels").warning("hello")
+        logging.getLogger("trtserve_operator.handlers.changes").warning("hello")
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
     line = capsys.readouterr().err.strip()
-    assert " trtserve_operator.handlers.trtmodels [WARNING" in line
+    assert " trtserve_operator.handlers.changes [WARNING" in line
     assert line.endswith("] hello")
 
 

@@ -66,10 +66,11 @@ off). tests/chart/test_chart_rbac.py keeps them equal.
 All resources are namespaced: granted cluster-wide (ClusterRole) or per watched namespace (Role).
 */}}
 {{- define "trtserve.rules" -}}
-# TRTModels: kopf lists and watches them; the operator never writes their metadata or spec.
+# TRTModels: the operator's informer lists and watches them; it never writes their
+# metadata or spec.
 - apiGroups: ["trtserve.io"]
   resources: ["trtmodels"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 # Conditions and the conversion report are written to the status subresource only.
 - apiGroups: ["trtserve.io"]
   resources: ["trtmodels/status"]
@@ -81,8 +82,8 @@ All resources are namespaced: granted cluster-wide (ClusterRole) or per watched 
   resources: ["trtmodels/finalizers"]
   verbs: ["update"]
 # The children of each TRTModel: serving Deployment, gRPC/REST Service, batching ConfigMap
-# (with batching on); and the namespace's shared trtserve-monitoring ConfigMap. kopf watches
-# them; the adapter gets, creates and patches them (deletion is left to the garbage
+# (with batching on); and the namespace's shared trtserve-monitoring ConfigMap. The operator's
+# informers watch them; the adapter gets, creates and patches them (deletion is left to the garbage
 # collector through the ownerReferences; the shared ConfigMap is owned by no model).
 - apiGroups: ["apps"]
   resources: ["deployments"]
@@ -95,7 +96,7 @@ All resources are namespaced: granted cluster-wide (ClusterRole) or per watched 
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
-# The A/B benchmark Job of a TRTModel with spec.benchmark: kopf watches the Jobs (an index),
+# The A/B benchmark Job of a TRTModel with spec.benchmark: the operator's informer watches the Jobs,
 # the adapter creates one per run, reads it back on a conflict, and deletes it once it has
 # read the result (the garbage collector then removes its pod).
 - apiGroups: ["batch"]

@@ -28,9 +28,9 @@ def _grant(api_group: str, resource: str, *verbs: str) -> set[Permission]:
 
 
 REQUIRED_PERMISSIONS: frozenset[Permission] = frozenset(
-    # The adapter's informer lists and watches TRTModels (get: read-only, what list and
-    # watch show anyway); nothing writes their metadata or spec.
-    _grant(GROUP, PLURAL, "get", "list", "watch")
+    # The adapter's informer lists and watches TRTModels (nothing GETs one); nothing
+    # writes their metadata or spec.
+    _grant(GROUP, PLURAL, "list", "watch")
     # The adapter writes the status subresource only.
     | _grant(GROUP, f"{PLURAL}/status", "patch")
     # Children carry ownerReferences with blockOwnerDeletion: true, which the

@@ -126,6 +126,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["changes"] = changes
     projectors = build_projectors()
     namespaces = watched_namespaces(memo, operator_settings)
+    managed = label_selector(MANAGED_LABELS)
     informers = [
         Informer(
             kube,
@@ -139,10 +140,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         for cache, selector, on_change in (
             # Users' TRTModels carry no label of ours: all of them, in the namespaces.
             (caches.trtmodels, "", changes.trtmodel),
-            (caches.deployments, label_selector(MANAGED_LABELS), changes.deployment),
-            (caches.services, label_selector(MANAGED_LABELS), changes.service),
-            (caches.configmaps, label_selector(MANAGED_LABELS), changes.configmap),
-            (caches.pods, label_selector(MANAGED_LABELS), changes.pod),
+            (caches.deployments, managed, changes.deployment),
+            (caches.services, managed, changes.service),
+            (caches.configmaps, managed, changes.configmap),
+            (caches.pods, managed, changes.pod),
             (caches.jobs, label_selector(BENCHMARK_JOB_LABELS), changes.job),
         )
     ]

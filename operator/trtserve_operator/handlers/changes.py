@@ -32,7 +32,6 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
-from trtserve_operator.handlers.benchmarks import benchmark_step
 from trtserve_operator.handlers.follow import follow
 from trtserve_operator.handlers.monitoring import monitoring_config_changed
 from trtserve_operator.handlers.retries import Retries
@@ -242,24 +241,24 @@ class Changes:
         namespace, name = key
         reconciler, view = self._reconciler, self._view
         retry = functools.partial(reconciler.reconverge, namespace, name, view)
+        what = f"Converging {namespace}/{name}"
         if TRTMODEL in reasons:
             body = view.trtmodel(namespace, name)
             if body is None:
                 return  # deleted meanwhile
-            await follow(
-                self._retries, key, functools.partial(reconciler.observe, body, view), retry=retry
-            )
+            observe = functools.partial(reconciler.observe, body, view)
+            await follow(self._retries, key, observe, retry=retry, what=what)
         kinds = reasons - {TRTMODEL}
         if kinds:
-            await follow(
-                self._retries,
-                key,
-                functools.partial(reconciler.children_changed, namespace, name, kinds, view),
-                retry=retry,
-            )
+            changed = functools.partial(reconciler.children_changed, namespace, name, kinds, view)
+            await follow(self._retries, key, changed, retry=retry, what=what)
 
     async def _benchmark_step(self, key: tuple[str, str], _: set[str]) -> None:
-        await benchmark_step(self._benchmarks, self._retries, *key, self._view)
+        """The benchmark of ``key`` and of those it is the baseline of, one step on
+        (:mod:`trtserve_operator.services.benchmark`); retried apart from the converges."""
+        step = functools.partial(self._benchmarks.model_changed, *key, self._view)
+        what = "The benchmark of {}/{}".format(*key)
+        await follow(self._retries, ("benchmark", *key), step, retry=step, what=what)
 
     async def _repair_monitoring(self, namespace: str, _: set[str]) -> None:
         await monitoring_config_changed(self._reconciler, namespace, self._view)

@@ -1,16 +1,15 @@
-"""Run a reconciler call from a watch-event handler; retry transient API errors.
+"""Run a service call for a change; retry transient API errors.
 
-kopf does not retry ``on.event`` handlers (it logs the exception and waits for the next
-event), so transient API errors are retried here with backoff, at most one pending retry
-per TRTModel. Other API errors are logged: the status says what is wrong (a refused
-child is ``Ready=False``), and the next change of the TRTModel or its children converges
-again.
+Nothing retries the informers' callbacks, so transient API errors are retried here with
+backoff, at most one pending retry per key (a TRTModel's converge, its benchmark step).
+Other API errors are logged: the status says what is wrong (a refused child is
+``Ready=False``), and the next change of the TRTModel or its children converges again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 
 import kopf
 
@@ -28,16 +27,18 @@ def retries_of(memo: kopf.Memo) -> Retries:
 
 async def follow(
     retries: Retries,
-    key: tuple[str, str],
+    key: Hashable,
     work: Callable[[], Awaitable[None]],
     *,
     retry: Callable[[], Awaitable[None]],
+    what: str,
 ) -> None:
-    """``await work()``; on a transient error schedule ``retry`` (once per key)."""
+    """``await work()``; on a transient error schedule ``retry`` (once per ``key``).
+    ``what`` names the work in the log ("Converging ns/name")."""
     try:
         await work()
     except TransientError as error:
-        logger.warning("Converging %s/%s failed, retrying later: %s", *key, error)
+        logger.warning("%s failed, retrying later: %s", what, error)
         retries.schedule(key, retry)
     except KubeError as error:
-        logger.error("Converging %s/%s failed: %s", *key, error)
+        logger.error("%s failed: %s", what, error)

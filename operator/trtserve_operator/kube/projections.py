@@ -135,9 +135,12 @@ class ConfigMapWire(msgspec.Struct):
     data: dict[str, Any] | None = None
 
 
-class PodMeta(msgspec.Struct, rename="camel"):
+class MemberMeta(msgspec.Struct, rename="camel"):
+    """The metadata of a pod or a benchmark Job: cached in its TRTModel's group."""
+
     name: str = ""
     namespace: str = ""
+    uid: str | None = None
     resource_version: str = ""
     deletion_timestamp: str | None = None
     labels: dict[str, str] | None = None
@@ -151,7 +154,7 @@ class PodStatus(msgspec.Struct, rename="camel"):
 
 
 class PodWire(msgspec.Struct):
-    metadata: PodMeta = msgspec.field(default_factory=PodMeta)
+    metadata: MemberMeta = msgspec.field(default_factory=MemberMeta)
     status: PodStatus | None = None
 
 
@@ -161,22 +164,12 @@ class TRTModelWire(msgspec.Struct):
     status: dict[str, Any] | None = None
 
 
-class JobMeta(msgspec.Struct, rename="camel"):
-    name: str = ""
-    namespace: str = ""
-    uid: str | None = None
-    deletion_timestamp: str | None = None
-    resource_version: str = ""
-    labels: dict[str, str] | None = None
-    annotations: dict[str, str] | None = None
-
-
 class JobStatus(msgspec.Struct):
     conditions: list[dict[str, Any]] | None = None
 
 
 class JobWire(msgspec.Struct):
-    metadata: JobMeta = msgspec.field(default_factory=JobMeta)
+    metadata: MemberMeta = msgspec.field(default_factory=MemberMeta)
     status: JobStatus | None = None
 
 
@@ -234,8 +227,33 @@ class ChildProjector(Projector[Any]):
         return Projected(meta.namespace, meta.name, meta.resource_version, projection)
 
 
-class PodProjector(Projector[PodWire]):
-    """Pods, grouped by ``group_label`` (their TRTModel)."""
+class GroupedProjector(Projector[T]):
+    """Objects cached in their TRTModel's group (``group_label``'s value): pods and
+    benchmark Jobs. Of the metadata only the name, the ``annotations`` asked for and the
+    deletion are kept."""
+
+    def __init__(
+        self, resource: ApiResource, wire: type[T], *, group_label: str, annotations: Sequence[str]
+    ) -> None:
+        super().__init__(resource, wire)
+        self.group_label = group_label
+        self._annotations = tuple(annotations)
+
+    def _metadata(self, meta: MemberMeta) -> dict[str, Any]:
+        annotations = meta.annotations or {}
+        return {
+            "name": meta.name,
+            "annotations": {k: annotations[k] for k in self._annotations if k in annotations},
+            "deletionTimestamp": meta.deletion_timestamp,
+        }
+
+    def _projected(self, meta: MemberMeta, projection: dict[str, Any]) -> Projected:
+        group = (meta.labels or {}).get(self.group_label)
+        return Projected(meta.namespace, meta.name, meta.resource_version, projection, group)
+
+
+class PodProjector(GroupedProjector[PodWire]):
+    """Pods, grouped by their TRTModel; also the state of the init containers asked for."""
 
     def __init__(
         self,
@@ -245,21 +263,13 @@ class PodProjector(Projector[PodWire]):
         annotations: Sequence[str],
         init_containers: Sequence[str],
     ) -> None:
-        super().__init__(resource, PodWire)
-        self.group_label = group_label
-        self._annotations = tuple(annotations)
+        super().__init__(resource, PodWire, group_label=group_label, annotations=annotations)
         self._init_containers = frozenset(init_containers)
 
     def project(self, item: PodWire) -> Projected:
-        meta = item.metadata
         status = item.status or PodStatus()
-        annotations = meta.annotations or {}
         projection = {
-            "metadata": {
-                "name": meta.name,
-                "annotations": {k: annotations[k] for k in self._annotations if k in annotations},
-                "deletionTimestamp": meta.deletion_timestamp,
-            },
+            "metadata": self._metadata(item.metadata),
             "status": {
                 "phase": status.phase,
                 "conditions": [
@@ -274,8 +284,7 @@ class PodProjector(Projector[PodWire]):
                 ],
             },
         }
-        group = (meta.labels or {}).get(self.group_label)
-        return Projected(meta.namespace, meta.name, meta.resource_version, projection, group)
+        return self._projected(item.metadata, projection)
 
 
 def child_projector(resource: ApiResource) -> ChildProjector:
@@ -298,33 +307,22 @@ class TRTModelProjector(Projector[TRTModelWire]):
         return Projected(meta.namespace, meta.name, meta.resource_version, projection)
 
 
-class JobProjector(Projector[JobWire]):
-    """Benchmark Jobs, grouped by ``group_label`` (their TRTModel): identity, the
-    annotations asked for (the run key) and the conditions."""
+class JobProjector(GroupedProjector[JobWire]):
+    """Benchmark Jobs, grouped by their TRTModel: also the uid and the conditions."""
 
     def __init__(
         self, resource: ApiResource, *, group_label: str, annotations: Sequence[str]
     ) -> None:
-        super().__init__(resource, JobWire)
-        self.group_label = group_label
-        self._annotations = tuple(annotations)
+        super().__init__(resource, JobWire, group_label=group_label, annotations=annotations)
 
     def project(self, item: JobWire) -> Projected:
-        meta = item.metadata
-        annotations = meta.annotations or {}
         status = item.status or JobStatus()
         projection = {
-            "metadata": {
-                "name": meta.name,
-                "uid": meta.uid,
-                "annotations": {k: annotations[k] for k in self._annotations if k in annotations},
-                "deletionTimestamp": meta.deletion_timestamp,
-            },
+            "metadata": {**self._metadata(item.metadata), "uid": item.metadata.uid},
             "status": {
                 "conditions": [
                     {key: c.get(key) for key in CONDITION_KEYS} for c in status.conditions or []
                 ],
             },
         }
-        group = (meta.labels or {}).get(self.group_label)
-        return Projected(meta.namespace, meta.name, meta.resource_version, projection, group)
+        return self._projected(item.metadata, projection)

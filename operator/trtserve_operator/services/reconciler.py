@@ -137,9 +137,8 @@ class ModelState:
     """The children rendered from ``target`` (rendered once per spec: every event of a
     child compares with them)."""
     blocker: Blocker | None = None
-    blocker_known: bool = False
-    """Whether ``blocker`` (why the spec must not be rolled out) is computed: once per spec,
-    like the children, not at every converge and status update."""
+    """Why the spec must not be rolled out, if it must not (found once per spec, like the
+    children, not at every converge and status update)."""
 
 
 class Reconciler:
@@ -265,6 +264,7 @@ class Reconciler:
             state.written = previous.written
         try:
             state.target = target_from_body(body)
+            state.blocker = blocker_for(state.target, self.settings)
         except ValidationError as error:
             state.invalid = describe_validation_error(error, root="spec")
             state.converged = True
@@ -275,16 +275,10 @@ class Reconciler:
     def _as_created(self, key: Key, state: ModelState, kinds: set[str], view: ClusterView) -> bool:
         """Whether every child of ``kinds`` is cached exactly as rendered (what the first
         converge of an ADDED child's echo would find)."""
-        if state.target is None or state.rejected is not None or state.children is None:
+        if state.rejected is not None or state.children is None:
             return False
-        children = state.children
-        rendered = {
-            "ConfigMap": children.configmap,
-            "Service": children.service,
-            "Deployment": children.deployment,
-        }
         for kind in kinds:
-            desired = rendered.get(kind)
+            desired = state.children.of_kind(kind)
             if desired is None:
                 return False  # a renderer's child, or one that is not wanted: compare all
             actual = view.child(kind, key[0], desired["metadata"]["name"])
@@ -293,11 +287,6 @@ class Reconciler:
         for kind in kinds:  # compared and up to date, as a converge would count them
             self.metrics.inc("trtserve_child_actions_total", kind=kind, action=Action.NOOP.value)
         return True
-
-    def _blocker(self, state: ModelState, target: Target) -> Blocker | None:
-        if not state.blocker_known:
-            state.blocker, state.blocker_known = blocker_for(target, self.settings), True
-        return state.blocker
 
     def _children(self, state: ModelState, target: Target) -> Children:
         if state.children is None:
@@ -331,7 +320,7 @@ class Reconciler:
         assert target is not None
         try:
             async with self._lock(key), self._counting_errors():
-                blocker = self._blocker(state, target)
+                blocker = state.blocker
                 children = self._children(state, target)
                 rejected = await self._ensure_monitoring(key, view)
                 wanted = children.wanted(deployment=blocker is None)
@@ -452,7 +441,7 @@ class Reconciler:
             )
             return new, event, None
         target = state.target
-        blocker = self._blocker(state, target) or state.rejected
+        blocker = state.blocker or state.rejected
         deployment = view.child(DEPLOYMENTS.kind, *key)
         if deployment is None and DEPLOYMENTS.kind in state.unseen:
             # Created a moment ago and not in the cache yet: what was rendered stands in.

@@ -43,6 +43,14 @@ class Children:
     def all(self) -> list[dict[str, Any]]:
         return self.wanted(deployment=True)
 
+    def of_kind(self, kind: str) -> dict[str, Any] | None:
+        """The child of ``kind`` (None: no such child, or a ConfigMap while batching is off)."""
+        return {
+            "ConfigMap": self.configmap,
+            "Service": self.service,
+            "Deployment": self.deployment,
+        }.get(kind)
+
     def wanted(self, *, deployment: bool) -> list[dict[str, Any]]:
         """The children to apply, in order (the ConfigMap before the Deployment that mounts
         it); without the Deployment when its rollout is refused."""

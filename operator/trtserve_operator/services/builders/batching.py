@@ -13,8 +13,15 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message, text_format, wrappers_pb2
-from google.protobuf.message_factory import GetMessageClass
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    json_format,
+    message,
+    text_format,
+    wrappers_pb2,
+)
+from google.protobuf.message_factory import GetMessages
 
 from trtserve_operator.api.v1alpha1 import Batching
 
@@ -52,27 +59,34 @@ def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
 
 @cache
 def batching_parameters_class() -> type[message.Message]:
-    """The ``tensorflow.serving.BatchingParameters`` message class (own descriptor pool)."""
-    pool = descriptor_pool.DescriptorPool()
-    wrappers = descriptor_pb2.FileDescriptorProto()
-    wrappers_pb2.DESCRIPTOR.CopyToProto(wrappers)
-    pool.Add(wrappers)
-    pool.Add(_file_descriptor())
-    return GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.{MESSAGE}"))
+    """The ``tensorflow.serving.BatchingParameters`` message class (own descriptor pool).
+
+    ``GetMessages`` is protobuf's typed entry point for classes built from descriptors: it
+    adds the files to the pool in dependency order and returns the classes by full name.
+    """
+    wrappers = descriptor_pb2.FileDescriptorProto.FromString(wrappers_pb2.DESCRIPTOR.serialized_pb)
+    classes = GetMessages([wrappers, _file_descriptor()], pool=descriptor_pool.DescriptorPool())
+    return classes[f"{PACKAGE}.{MESSAGE}"]
 
 
 def batching_parameters(batching: Batching) -> message.Message:
-    """The ``BatchingParameters`` message for the spec's batching settings."""
+    """The ``BatchingParameters`` message for the spec's batching settings.
+
+    A class built at run time declares its fields only in its descriptor, so it is filled
+    through ``json_format.ParseDict`` (checked against that descriptor, typed for any
+    message) rather than keyword arguments no type checker can know. In the JSON mapping a
+    wrapper such as ``Int64Value`` is its bare value.
+    """
     fields: dict[str, Any] = {
-        "max_batch_size": {"value": batching.max_batch_size},
-        "batch_timeout_micros": {"value": batching.batch_timeout_micros},
-        "max_enqueued_batches": {"value": batching.max_enqueued_batches},
-        "num_batch_threads": {"value": batching.num_batch_threads},
+        "max_batch_size": batching.max_batch_size,
+        "batch_timeout_micros": batching.batch_timeout_micros,
+        "max_enqueued_batches": batching.max_enqueued_batches,
+        "num_batch_threads": batching.num_batch_threads,
         "pad_variable_length_inputs": batching.pad_variable_length_inputs,
     }
     if batching.allowed_batch_sizes:
         fields["allowed_batch_sizes"] = list(batching.allowed_batch_sizes)
-    return batching_parameters_class()(**fields)
+    return json_format.ParseDict(fields, batching_parameters_class()())
 
 
 def render_batching_parameters(batching: Batching) -> str:

@@ -17,8 +17,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message, text_format
-from google.protobuf.message_factory import GetMessageClass
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message, text_format
+from google.protobuf.message_factory import GetMessages
 
 from trtserve_operator.services.builders.names import (
     APP_NAME,
@@ -62,15 +62,17 @@ def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
 
 @cache
 def monitoring_config_class() -> type[message.Message]:
-    """The ``tensorflow.serving.MonitoringConfig`` message class (own descriptor pool)."""
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(_file_descriptor())
-    return GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.{MESSAGE}"))
+    """The ``tensorflow.serving.MonitoringConfig`` message class (own descriptor pool; as
+    in :func:`.batching.batching_parameters_class`)."""
+    classes = GetMessages([_file_descriptor()], pool=descriptor_pool.DescriptorPool())
+    return classes[f"{PACKAGE}.{MESSAGE}"]
 
 
 def render_monitoring_config(path: str = PROMETHEUS_PATH) -> str:
     """Text-format ``MonitoringConfig``, the file ``--monitoring_config_file`` reads."""
-    config = monitoring_config_class()(prometheus_config={"enable": True, "path": path})
+    config = json_format.ParseDict(
+        {"prometheus_config": {"enable": True, "path": path}}, monitoring_config_class()()
+    )
     return text_format.MessageToString(config)
 
 

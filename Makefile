@@ -5,32 +5,44 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 OPERATOR_VENV ?= .venv-operator
-TF_PIN := tensorflow-cpu==2.17.1
-SERVING_API_PIN := tensorflow-serving-api==2.17.1
+# uv, pinned and hashed in requirements/uv.txt: writes the lock files (scripts/lock.sh) and
+# installs them. uv never downloads a Python of its own here: the environments use $(PYTHON).
+UV_VENV := .tools/uv
+UV := $(UV_VENV)/bin/uv
+export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
 # pytest-xdist workers (CI has 2 cores); PYTEST_WORKERS=0 runs in this process (pdb, -s).
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test setup operator-setup tools lint pytest crd render gpu-smoke images clean
+.PHONY: run test setup operator-setup tools lint lock lock-check pytest crd render gpu-smoke images clean
 
 # --- environments ----------------------------------------------------------------------------
 
-# Full development environment: operator + converter + test tools. TensorFlow is the CPU build
-# (there is no GPU in development or CI); tensorflow-serving-api needs --no-deps because it
-# depends on the `tensorflow` distribution, not `tensorflow-cpu` (docs/versions.md).
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q "$(TF_PIN)" "numpy<2"
-	$(VENV)/bin/pip install -q --no-deps "$(SERVING_API_PIN)"
-	$(VENV)/bin/pip install -q -e ".[operator,converter,dev]"
+# Every environment installs a lock file (requirements/*.txt: exact versions and hashes,
+# written by scripts/lock.sh from pyproject.toml and requirements/*.in), so `make test` and CI
+# run the releases the last landing ran. `uv pip sync` makes the venv exactly the lock
+# (removing anything else); the project itself goes in editable, without dependencies and
+# with the locked setuptools.
+$(UV): requirements/uv.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "error: the lock files are resolved for Python 3.11 (TensorFlow 2.17.1, the images; docs/versions.md) but $(PYTHON) is $$($(PYTHON) -V 2>&1): run make with PYTHON=python3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements/uv.txt
 	touch $@
 
-# Operator-only environment: exactly what Dockerfile.operator installs (no TensorFlow).
-$(OPERATOR_VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(OPERATOR_VENV)
-	$(OPERATOR_VENV)/bin/pip install -q --upgrade pip
-	$(OPERATOR_VENV)/bin/pip install -q -e ".[operator]"
+# Full development environment: operator + converter + test tools, with the CPU build of
+# TensorFlow (there is no GPU in development or CI; requirements/dev.in says why each extra
+# pin is there).
+$(VENV)/.installed: requirements/dev.txt pyproject.toml | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	$(UV) pip sync --quiet --python $(VENV)/bin/python --require-hashes requirements/dev.txt
+	$(UV) pip install --quiet --python $(VENV)/bin/python --no-deps --no-build-isolation -e .
+	touch $@
+
+# Operator-only environment: the lock Dockerfile.operator installs (no TensorFlow).
+$(OPERATOR_VENV)/.installed: requirements/operator.txt requirements/build.txt pyproject.toml | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(OPERATOR_VENV)
+	$(UV) pip sync --quiet --python $(OPERATOR_VENV)/bin/python --require-hashes requirements/operator.txt requirements/build.txt
+	$(UV) pip install --quiet --python $(OPERATOR_VENV)/bin/python --no-deps --no-build-isolation -e .
 	touch $@
 
 setup: $(VENV)/.installed tools
@@ -38,6 +50,15 @@ operator-setup: $(OPERATOR_VENV)/.installed
 
 tools:
 	bash scripts/install-tools.sh
+
+# After a change to the dependencies in pyproject.toml or requirements/*.in: re-resolve the
+# lock files, keeping every pin that still fits (scripts/lock.sh --upgrade moves them all).
+lock: $(UV)
+	UV=$(UV) scripts/lock.sh
+
+# Fails when a lock file no longer matches its inputs (part of `make lint`, so of CI).
+lock-check: $(UV)
+	UV=$(UV) scripts/lock.sh --check
 
 # --- the main job ----------------------------------------------------------------------------
 
@@ -53,7 +74,7 @@ run: operator-setup
 
 # --- checks ----------------------------------------------------------------------------------
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed lock-check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -26,8 +26,8 @@ The operator always runs as a separate process (``python -m trtserve_operator.cl
 -n <namespace>``) so its RSS is measured alone.
 
 With ``--profile FILE`` the operator runs under ``py-spy record`` (not a runtime
-dependency: ``pip install py-spy``), non-blocking, and the speedscope profile is written
-to FILE when the operator stops.
+dependency: ``.tools/uv/bin/uv pip install --python .venv py-spy``), non-blocking, and the
+speedscope profile is written to FILE when the operator stops.
 
 Usage:
   python benchmarks/operator_scale.py --kmock [-n 500] [--profile op.speedscope.json]

@@ -111,8 +111,11 @@ def test_operator_image_is_multi_stage_and_has_no_tensorflow() -> None:
     copies = [i.arguments for i in instructions if i.keyword == "COPY"]
     assert not any("converter" in copy for copy in copies)
     installs = " ".join(i.arguments for i in instructions if "pip install" in i.arguments)
-    assert '".[operator]"' in installs
+    assert "-r requirements/operator.txt" in installs
     assert "tensorflow" not in installs.lower()
+    copies = " ".join(i.arguments for i in instructions if i.keyword == "COPY")
+    assert "requirements/operator.txt" in copies
+    assert "converter.txt" not in copies
     final = final_stage(instructions)
     assert [i.arguments for i in final if i.keyword == "COPY"] == [
         "--from=build /opt/trtserve /opt/trtserve"
@@ -137,22 +140,24 @@ def test_converter_mirrors_the_serving_image_tensorrt_and_cuda() -> None:
     assert "python3.11" in apt
 
 
-def test_converter_installs_tensorflow_then_serving_api_then_the_converter_extra() -> None:
+def test_converter_installs_its_lock_then_the_wheel_without_dependencies() -> None:
+    """TensorFlow, the serving API and the converter extra are all in the lock (what it pins
+    is checked in test_locks.py); the wheel adds nothing it did not resolve."""
     instructions = parse(CONVERTER)
-    args = args_of(instructions)
-    assert args["TENSORFLOW_VERSION"] == TF_VERSION
-    assert args["TENSORFLOW_SERVING_API_VERSION"] == TF_VERSION
     commands = " ".join(i.arguments for i in instructions if i.keyword == "RUN")
     installs = re.findall(r"pip install ([^&]+)", commands)
-    assert [re.findall(r'"[^"]*"', install)[-1] for install in installs] == [
-        '"tensorflow==${TENSORFLOW_VERSION}"',
-        '"tensorflow-serving-api==${TENSORFLOW_SERVING_API_VERSION}"',
-        '"$(ls /wheels/trtserve-*.whl)[converter]"',
-    ]
-    assert "--no-deps" in installs[1]
+    locks = [re.search(r"-r (\S+)", install) for install in installs]
+    assert [Path(lock[1]).name for lock in locks if lock] == ["build.txt", "converter.txt"]
+    assert all("--require-hashes" in i and "--no-deps" in i for i in installs if "-r " in i)
+    wheel_installs = [install for install in installs if "trtserve-*.whl" in install]
+    assert len(wheel_installs) == 1
+    assert "--no-deps" in wheel_installs[0]
+    assert "[converter]" not in commands
+    assert "pip check" in commands
     assert not re.search(r"kopf|kubernetes|lightkube|\[operator", commands)
     copies = " ".join(i.arguments for i in instructions if i.keyword == "COPY")
     assert "operator/" not in copies
+    assert "operator.txt" not in copies
 
 
 def test_versions_agree_across_chart_operator_and_images() -> None:

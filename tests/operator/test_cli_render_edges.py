@@ -172,15 +172,15 @@ def test_make_render_prints_only_yaml(tmp_path: Path, setup_needed: bool) -> Non
     (venv / "bin").mkdir(parents=True)
     cli = venv / "bin" / "trtserve-operator"
     cli.write_text(f'#!/bin/sh\nexec {sys.executable} -m trtserve_operator.cli "$@"\n')
-    pip = venv / "bin" / "pip"
-    pip.write_text("#!/bin/sh\necho pip-output-is-not-yaml: [\n")
-    for script in (cli, pip):
+    uv = tmp_path / "uv"  # the installer the setup runs: its output must go to stderr
+    uv.write_text("#!/bin/sh\necho uv-output-is-not-yaml: [\n")
+    for script in (cli, uv):
         script.chmod(0o755)
     installed = venv / ".installed"
     if not setup_needed:
         installed.touch()
     result = subprocess.run(
-        ["make", "-C", str(REPO), "render", f"OPERATOR_VENV={venv}", "PYTHON=true"],
+        ["make", "-C", str(REPO), "render", f"OPERATOR_VENV={venv}", f"UV={uv}", "PYTHON=true"],
         capture_output=True,
         text=True,
         env=_cli_env(),

@@ -45,7 +45,6 @@ from trtserve_converter.cache_store import (
     safe_relative,
 )
 from trtserve_converter.config import ConvertConfig
-from trtserve_converter.deadline import DeadlineExceeded
 from trtserve_converter.report import CacheReport
 
 LOG = logging.getLogger(__name__)
@@ -545,7 +544,7 @@ class ModelCache:
                     return
             LOG.info("cache: published %s (%d files) as entry %s", self.key, len(files), entry)
             self.release(published=True)
-        except (Exception, DeadlineExceeded) as error:  # the model is served: never fail
+        except Exception as error:  # the model is served: never fail
             self.result = "PublishFailed"
             self.warn(f"publishing failed ({error}); the model is served anyway")
             self.store.remove(uploaded)

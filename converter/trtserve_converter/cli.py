@@ -34,9 +34,9 @@ from trtserve_converter.envflags import EnvFlags, choice
 from trtserve_converter.errors import ConverterError, InternalError, InvalidArguments, exit_codes
 from trtserve_converter.fetch import SUPPORTED_SCHEMES, scheme_of
 from trtserve_converter.logsetup import setup_logging
-from trtserve_converter.native_logs import CHILD_MARKER, child_environment, run_with_json_stderr
 from trtserve_converter.report import STDOUT, Report, write_report
 from trtserve_converter.shapes import parse_build_shape
+from trtserve_converter.supervisor import CHILD_MARKER, child_environment, supervise
 
 LOG = logging.getLogger("trtserve_converter")
 
@@ -358,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         type=_positive_float,
         default=3600,
-        help="limit for the whole run (default: 3600)",
+        help="limit for the whole run, enforced by this process: the conversion (a child) "
+        "is stopped and the report names the step it was in (default: 3600)",
     )
     run.add_argument(
         "--report-path",
@@ -553,15 +554,18 @@ def main(argv: list[str] | None = None) -> int:
         LOG.error("%s: %s", error.reason, error.message)
         write_report(Report.failed(error), _fallback_report_path(args, environ))
         return error.exit_code
-    if config.log_format == "json" and not environ.get(CHILD_MARKER):
-        # TensorFlow's C++ logging writes to fd 2 past Python's logging: run the
-        # conversion as a child whose stderr is turned into JSON here (native_logs.py).
-        return run_with_json_stderr(
+    setup_logging(config.log_level, config.log_format)
+    if not environ.get(CHILD_MARKER):
+        # The conversion runs as a child (supervisor.py): this process owns
+        # --timeout-seconds, stopping the child at the deadline, and with --log-format json
+        # turns its stderr (TensorFlow's C++ logging included) into JSON lines.
+        return supervise(
             [sys.executable, "-m", "trtserve_converter", *args],
             env=child_environment(),
             report_path=config.report_path,
+            timeout_seconds=config.timeout_seconds,
+            json_stderr=config.log_format == "json",
         )
-    setup_logging(config.log_level, config.log_format)
     return run_and_report(config)
 
 

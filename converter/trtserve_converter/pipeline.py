@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from trtserve_converter.accuracy import AccuracyResult, evaluate
 from trtserve_converter.config import ConvertConfig, Precision
-from trtserve_converter.deadline import deadline
 from trtserve_converter.errors import (
     AccuracyGateFailed,
     CalibrationFailed,
@@ -33,6 +32,7 @@ from trtserve_converter.errors import (
     summarize,
 )
 from trtserve_converter.inputs import InputBatch, batch_rows, build_inputs, random_batch
+from trtserve_converter.progress import channel
 from trtserve_converter.report import AccuracyReport, CacheReport, Report
 
 if TYPE_CHECKING:
@@ -69,6 +69,8 @@ class RunState:
     def step(self, name: str) -> Iterator[None]:
         started = time.monotonic()
         LOG.info("step %s: started", name)
+        # The parent's report, should it stop this process at --timeout-seconds.
+        channel().send(step=name, fields=self.report_fields())
         try:
             yield
         finally:
@@ -108,8 +110,7 @@ def run(config: ConvertConfig) -> Report:
     state = RunState(config, model_version=config.model_version)
     started = time.monotonic()
     try:
-        with deadline(config.timeout_seconds):
-            message = _run_steps(state)
+        message = _run_steps(state)
         report = Report.succeeded(message, **_with_total(state, started))
     except ConverterError as error:
         LOG.error("%s: %s", error.reason, error.message)
@@ -168,6 +169,7 @@ def _run_steps(state: RunState) -> str:
         raise OutputWriteFailed(
             f"cannot write to --output-base {output_base} ({error}): mount a writable volume"
         ) from error
+    channel().send(work_dir=str(work_dir))  # removed by the parent if it stops this process
     try:
         return _convert_in(state, work_dir)
     finally:
@@ -245,6 +247,8 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
         raise
     message = _success_message(state, final)
     if cache is not None:  # only a served, gated result is published
+        # Served: should the deadline stop the publish, the parent reports the success.
+        channel().send(step="publish", served=message, fields=state.report_fields())
         stored = Report.succeeded(message, **state.report_fields())
         report = stored.model_dump(by_alias=True, exclude_none=True, exclude={"cache"})
         cache.publish(final, report, state.version_in_source)

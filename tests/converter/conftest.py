@@ -39,9 +39,7 @@ class CliRun:
     output_base: Path
 
 
-@pytest.fixture
-def run_cli(tmp_path: Path) -> Any:
-    """Run `trt-convert` in-process via main([...]) and return exit code and report."""
+def cli_runner(tmp_path: Path) -> Any:
     from trtserve_converter.cli import main
 
     def run(*args: str, output_base: Path | None = None) -> CliRun:
@@ -52,6 +50,32 @@ def run_cli(tmp_path: Path) -> Any:
         return CliRun(code=code, report=json.loads(text), report_text=text, output_base=base)
 
     return run
+
+
+@pytest.fixture
+def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """main() converts in this process, as the supervised child does (supervisor.py), so
+    a test's doubles and monkeypatches apply; --timeout-seconds is the parent's and is
+    not enforced here."""
+    from trtserve_converter.supervisor import CHILD_MARKER
+
+    monkeypatch.setenv(CHILD_MARKER, "1")
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path, in_process: None) -> Any:
+    """Run `trt-convert` in-process via main([...]) and return exit code and report."""
+    return cli_runner(tmp_path)
+
+
+@pytest.fixture
+def run_supervised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run `trt-convert` as in a pod: main([...]) here is the parent, the conversion a
+    child process (no double or monkeypatch of this process reaches it)."""
+    from trtserve_converter.supervisor import CHILD_MARKER
+
+    monkeypatch.delenv(CHILD_MARKER, raising=False)
+    return cli_runner(tmp_path)
 
 
 # --- tiny SavedModels -------------------------------------------------------------

@@ -32,6 +32,7 @@ from trtserve_converter import cache_check, layout, tensorrt_env
 from trtserve_converter.cache_key import sha256_file
 from trtserve_converter.cli import main
 from trtserve_converter.report import Report
+from trtserve_converter.supervisor import CHILD_MARKER
 
 from .test_trt_pipeline import FakeConverter, fake_trt
 
@@ -179,7 +180,7 @@ class Converter:
 
 
 @pytest.fixture
-def convert(tmp_path: Path) -> Converter:
+def convert(tmp_path: Path, in_process: None) -> Converter:
     return Converter(tmp_path)
 
 
@@ -702,6 +703,47 @@ def test_a_dead_lock_holder_is_taken_over(
     assert "no heartbeat: taking it over" in second.cache["warning"]
     assert len(store.manifests()) == 1
     assert not (store.root / f"team-a/{key}/lock.1").exists()  # type: ignore[operator]
+
+
+# A double loaded into the supervised child by PYTHONPATH: the model copy of NATIVE's
+# `convert` step never returns (as a hung engine build would), so the child is stopped at
+# --timeout-seconds while it holds the key's lock.
+STALLED_COPY = """
+import time
+from trtserve_converter import layout
+def copy_tree(source, target):
+    time.sleep(3600)
+layout.copy_tree = copy_tree
+"""
+
+
+@pytest.mark.slow
+def test_a_lock_left_by_a_converter_stopped_at_its_deadline_is_taken_over(
+    source_for: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store("local", str(tmp_path / "cache"), root=tmp_path / "cache")
+    args = base_args(source_for(store), "NATIVE") + cache_args(store)
+    double = tmp_path / "double"
+    double.mkdir()
+    (double / "sitecustomize.py").write_text(STALLED_COPY)
+    monkeypatch.delenv(CHILD_MARKER, raising=False)
+    monkeypatch.setenv("PYTHONPATH", str(double))
+    stopped = Converter(tmp_path / "stopped")(*args, "--timeout-seconds", "20")
+    assert (stopped.code, stopped.report["reason"]) == (60, "Timeout"), stopped.report
+    assert "stopped in step convert" in stopped.report["message"]
+    assert stopped.report["cache"]["result"] == "Miss"  # it had claimed the key
+    [lock] = [path for path in store.root.rglob("lock.*")]  # type: ignore[union-attr]
+    assert json.loads(lock.read_text())["state"] == "held"  # and left its lock behind
+    assert not list(stopped.output.glob(".trt-convert-work-*"))  # the parent removed its work
+
+    monkeypatch.delenv("PYTHONPATH")
+    monkeypatch.setenv(CHILD_MARKER, "1")  # the next converter, in this process
+    monkeypatch.setattr(cache_module, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(cache_module, "STALE_SECONDS", 0.5)
+    second = Converter(tmp_path / "second")(*args)
+    assert (second.code, second.cache["result"]) == (0, "Miss"), second.report
+    assert "no heartbeat: taking it over" in second.cache["warning"]
+    assert len(store.manifests()) == 1
 
 
 # --- publishing failures --------------------------------------------------------------------

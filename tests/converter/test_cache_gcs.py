@@ -133,6 +133,7 @@ def test_a_gs_download_is_hashed_as_it_arrives(gcs: FakeGcs, tmp_path: Path) -> 
         store.download("ns/k/e/f.bin", tmp_path / "g.bin", 10)
 
 
+@pytest.mark.usefixtures("in_process")
 def test_gs_miss_then_hit_never_downloads_the_source(
     gcs: FakeGcs, models: Any, tmp_path: Path
 ) -> None:
@@ -151,6 +152,7 @@ def test_gs_miss_then_hit_never_downloads_the_source(
     ).read_bytes()
 
 
+@pytest.mark.usefixtures("in_process")
 def test_two_gs_converters_make_one_conversion(
     gcs: FakeGcs,
     models: Any,

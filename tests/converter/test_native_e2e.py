@@ -314,8 +314,8 @@ def test_rerun_replaces_the_version_and_cleans_stale_staging(
     assert (base / "clf" / "1" / "saved_model.pb").is_file()
 
 
-def test_timeout_is_reported(models: Any, run_cli: Any) -> None:
-    result = run_cli(
+def test_timeout_is_reported(models: Any, run_supervised: Any) -> None:
+    result = run_supervised(
         "--source", str(models.classifier), "--model-name", "clf", "--precision", "NATIVE",
         "--timeout-seconds", "0.001",
     )  # fmt: skip
@@ -323,9 +323,9 @@ def test_timeout_is_reported(models: Any, run_cli: Any) -> None:
     assert not (result.output_base / "clf" / "1").exists()
 
 
-def test_timeout_interrupts_a_stalled_download(http_server: str, run_cli: Any) -> None:
+def test_timeout_interrupts_a_stalled_download(http_server: str, run_supervised: Any) -> None:
     started = time.monotonic()
-    result = run_cli(
+    result = run_supervised(
         "--source", f"{http_server}/slow/model.tar.gz", "--model-name", "m",
         "--precision", "NATIVE", "--timeout-seconds", "1.5",
     )  # fmt: skip

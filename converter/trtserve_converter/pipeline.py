@@ -609,10 +609,16 @@ def _accuracy_gate(
             ) from error
     state.accuracy = result
     if not result.passed:
+        # Flags, not spec fields: the operator names its own fields in their place.
+        if config.accuracy_min_top1 is not None:
+            knobs = "or a lower --accuracy-min-top1"
+        else:
+            knobs = (
+                "looser --accuracy-rtol/--accuracy-atol, or --accuracy-min-top1 for a classifier"
+            )
         raise AccuracyGateFailed(
             f"converted model differs from the original: {'; '.join(result.problems[:3])} "
-            f"({result.summary()}): use a higher precision, better calibration data, looser "
-            "spec.conversion.accuracy.rtol/atol, or minTop1Agreement for a classifier"
+            f"({result.summary()}): use a higher precision, better calibration data, {knobs}"
         )
 
 

@@ -63,6 +63,7 @@ from trtserve_operator.services.builders.names import (
     HASH_ANNOTATION,
     LABEL_INSTANCE,
     MANAGED_LABELS,
+    SERVING_CONTAINER,
     label_selector,
 )
 from trtserve_operator.services.reconciler import Reconciler
@@ -227,6 +228,7 @@ def build_projectors() -> dict[str, Projector[Any]]:
             group_label=LABEL_INSTANCE,
             annotations=(HASH_ANNOTATION,),
             init_containers=(CONVERT_CONTAINER,),
+            containers=(SERVING_CONTAINER,),
         ),
         JOBS.kind: JobProjector(JOBS, group_label=LABEL_INSTANCE, annotations=(KEY_ANNOTATION,)),
     }

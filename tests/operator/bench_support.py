@@ -60,7 +60,7 @@ def model(
     benchmark: dict[str, Any] | None = None,
     precision: str = "FP16",
 ) -> dict[str, Any]:
-    """A TRTModel body as the cache holds it, Ready (or not) at ``generation``."""
+    """A TRTModel body as the cache holds it, served alone (or not) at ``generation``."""
     spec: dict[str, Any] = {
         "source": {"uri": "s3://models/resnet50"},
         "conversion": {"precision": precision},
@@ -76,9 +76,18 @@ def model(
                 "observedGeneration": generation,
                 "reason": "ModelAvailable" if ready else "Starting",
                 "lastTransitionTime": "2025-01-01T00:00:00Z",
-            }
+            },
+            {
+                "type": "Progressing",
+                "status": "True",
+                "observedGeneration": generation,
+                "reason": "NewRevisionAvailable" if ready else "RollingOut",
+                "lastTransitionTime": "2025-01-01T00:00:00Z",
+            },
         ],
     }
+    if ready:
+        status["served"] = {"generation": generation, "precision": precision, "readyReplicas": 1}
     return {
         "apiVersion": "trtserve.io/v1alpha1",
         "kind": "TRTModel",

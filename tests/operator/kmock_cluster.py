@@ -383,3 +383,38 @@ def trtmodel(name: str, namespace: str = "default", **spec: Any) -> dict[str, An
         "spec": {"source": {"uri": "s3://models/resnet50"}, **spec},
     }
     return body
+
+
+def report_serving(cluster: EmulatedCluster, namespace: str, name: str, replicas: int = 1) -> None:
+    """What the kubelet and the Deployment controller report once the serving pods of
+    ``name`` are up: ``replicas`` pods of the Deployment's template with ``Ready=True``
+    and the converter's exit 0, then the Deployment's counts. The emulator runs no
+    controller, so the test writes both."""
+    deployment = cluster.get(f"{DEPLOYMENTS.format(ns=namespace)}/{name}")
+    assert deployment is not None, f"no Deployment {namespace}/{name}"
+    template = deployment["spec"]["template"]
+    for index in range(replicas):
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{name}-serving-{index}",
+                "namespace": namespace,
+                "labels": template["metadata"]["labels"],
+                "annotations": template["metadata"]["annotations"],
+            },
+            "spec": template["spec"],
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "initContainerStatuses": [
+                    {"name": "convert", "state": {"terminated": {"exitCode": 0, "message": ""}}}
+                ],
+            },
+        }
+        cluster.post(PODS.format(ns=namespace), pod)
+    counts = {key: replicas for key in ("replicas", "readyReplicas", "availableReplicas")}
+    cluster.patch(
+        f"{DEPLOYMENTS.format(ns=namespace)}/{name}",
+        {"status": {**counts, "updatedReplicas": replicas}},
+    )

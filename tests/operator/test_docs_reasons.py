@@ -18,7 +18,7 @@ DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 def ready_reason() -> str:
     ok = report(result="Succeeded", reason="Succeeded", exitCode=0, message="converted")
-    pods = [pod({"state": {"terminated": {"exitCode": 0, "message": ok}}})]
+    pods = [pod({"state": {"terminated": {"exitCode": 0, "message": ok}}}, ready=True)]
     ready = compute_status(
         TARGET,
         deployment=deployment(replicas=2, readyReplicas=2, availableReplicas=2, updatedReplicas=2),

@@ -24,6 +24,7 @@ from kmock_cluster import (
     method_of,
     operator_running,
     permission_of,
+    report_serving,
     settle,
     trtmodel,
     wait_for,
@@ -60,9 +61,8 @@ def jobs(cluster: EmulatedCluster) -> list[dict[str, Any]]:
 
 
 def make_ready(cluster: EmulatedCluster, name: str) -> None:
-    """The Deployment controller reports the serving pod ready."""
-    status = {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "updatedReplicas": 1}
-    cluster.patch(f"{DEPLOYMENTS.format(ns=NS)}/{name}", {"status": status})
+    """The kubelet and the Deployment controller report the serving pod ready."""
+    report_serving(cluster, NS, name)
 
 
 def ready_at(cluster: EmulatedCluster, name: str, generation: int) -> bool:

@@ -123,7 +123,9 @@ def test_create_makes_owned_children_and_status_in_three_writes(
     assert (
         status["selector"] == "app.kubernetes.io/instance=create-m,app.kubernetes.io/name=trtserve"
     )
-    assert {c["type"] for c in status["conditions"]} == {"Converted", "Available", "Ready"}
+    assert {c["type"] for c in status["conditions"]} == {
+        "Converted", "Available", "Progressing", "Ready",
+    }  # fmt: skip
     assert all(c["observedGeneration"] == 1 for c in status["conditions"])
     settle(cluster, quiet=1.5)
     # Deployment, Service, one status write; nothing on the TRTModel's metadata (kopf keeps
@@ -258,6 +260,7 @@ def test_deployment_and_pod_changes_coalesce_into_one_status_write_and_one_event
     done = {**running, "ready": True, "state": {"terminated": {"exitCode": 0,
             "message": json.dumps(report)}}}  # fmt: skip
     cluster.patch(f"{PODS.format(ns=NS)}/burst-m-abc12", {"status": {"phase": "Running",
+                  "conditions": [{"type": "Ready", "status": "True"}],
                   "initContainerStatuses": [done]}})  # fmt: skip
     cluster.patch(
         f"{DEPLOYMENTS.format(ns=NS)}/burst-m",
@@ -332,6 +335,11 @@ def test_ready_replicas_make_the_model_ready(cluster: EmulatedCluster, operator:
     }
     cluster.post(PODS.format(ns=NS), serving_pod("ready-m", deployment, init_status))
     wait_for(lambda: status_of(cluster, "ready-m").get("phase") == "Starting", what="Starting")
+    # The kubelet reports the pod ready, then the Deployment controller counts it.
+    cluster.patch(
+        f"{PODS.format(ns=NS)}/ready-m-abc12",
+        {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
+    )
     cluster.patch(
         f"{DEPLOYMENTS.format(ns=NS)}/ready-m",
         {

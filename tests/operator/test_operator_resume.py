@@ -17,6 +17,7 @@ from kmock_cluster import (
     operator_metrics,
     operator_running,
     permission_of,
+    report_serving,
     settle,
     trtmodel,
     wait_for,
@@ -42,10 +43,7 @@ def converged(cluster: EmulatedCluster) -> EmulatedCluster:
             cluster.post(MODELS.format(ns=NS), trtmodel(name, NS, serving={"replicas": 2}))
         for name in NAMES:
             wait_for(lambda n=name: cluster.get(f"{DEPLOYMENTS.format(ns=NS)}/{n}"))
-        cluster.patch(
-            f"{DEPLOYMENTS.format(ns=NS)}/r1",
-            {"status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2}},
-        )
+        report_serving(cluster, NS, "r1", replicas=2)
         wait_for(
             lambda: (
                 (cluster.get(f"{MODELS.format(ns=NS)}/r1") or {}).get("status", {}).get("phase")

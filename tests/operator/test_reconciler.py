@@ -410,7 +410,10 @@ def test_changes_of_the_deployment_and_pods_coalesce_into_one_status_write() -> 
             view.pod_list = [
                 {
                     "metadata": {"name": "p", "annotations": template["metadata"]["annotations"]},
-                    "status": {"initContainerStatuses": [{"name": "convert", "state": state}]},
+                    "status": {
+                        "conditions": [{"type": "Ready", "status": str(ready == 1)}],
+                        "initContainerStatuses": [{"name": "convert", "state": state}],
+                    },
                 }
                 for state in ({"running": {}}, {"terminated": {"exitCode": 0, "message": ""}})
             ][-1:]

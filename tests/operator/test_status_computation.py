@@ -27,8 +27,11 @@ TARGET = Target(
 )
 
 
-def pod(init: dict[str, Any] | None, config_hash: str = "h1", **meta: Any) -> dict[str, Any]:
-    status: dict[str, Any] = {"phase": "Pending"}
+def pod(
+    init: dict[str, Any] | None, config_hash: str = "h1", ready: bool = False, **meta: Any
+) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": "Running" if ready else "Pending"}
+    status["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}]
     if init is not None:
         status["initContainerStatuses"] = [{"name": "convert", **init}]
     return {
@@ -111,16 +114,21 @@ def test_killed_converter_without_report_uses_exit_code_and_log_tail() -> None:
     assert result.status.conversion.exit_code == 137
 
 
-def test_ready_replicas_make_ready_and_transition_time_only_moves_on_change() -> None:
+def test_a_ready_pod_makes_ready_and_transition_time_only_moves_on_change() -> None:
     ok = report(result="Succeeded", reason="Succeeded", exitCode=0, message="converted")
-    pods = [pod({"state": {"terminated": {"exitCode": 0, "message": ok}}})]
+    done = {"state": {"terminated": {"exitCode": 0, "message": ok}}}
     starting = compute_status(
-        TARGET, deployment=deployment(replicas=2, readyReplicas=1), pods=pods, previous=None, now=T0
+        TARGET,
+        deployment=deployment(replicas=2),
+        pods=[pod(done), pod(done)],
+        previous=None,
+        now=T0,
     )
     assert starting.status.phase is Phase.STARTING
+    pods = [pod(done, ready=True), pod(done)]
     ready = compute_status(
         TARGET,
-        deployment=deployment(replicas=2, readyReplicas=2, availableReplicas=2, updatedReplicas=2),
+        deployment=deployment(replicas=2, readyReplicas=1, availableReplicas=1, updatedReplicas=2),
         pods=pods,
         previous=starting.status,
         now=T1,
@@ -130,14 +138,14 @@ def test_ready_replicas_make_ready_and_transition_time_only_moves_on_change() ->
     assert by_type["Ready"].status is ConditionStatus.TRUE
     assert by_type["Ready"].last_transition_time == T1
     assert by_type["Converted"].last_transition_time == T0  # unchanged: still True
-    assert ready.status.ready_replicas == 2
+    assert (ready.status.ready_replicas, ready.status.pods) == (1, "1/2")
     # One Event for the update, though Ready and Available both changed.
     assert ready.event is not None
     assert (ready.event.warning, ready.event.reason) == (False, "ModelAvailable")
 
     again = compute_status(
         TARGET,
-        deployment=deployment(replicas=2, readyReplicas=2, availableReplicas=2, updatedReplicas=2),
+        deployment=deployment(replicas=2, readyReplicas=1, availableReplicas=1, updatedReplicas=2),
         pods=pods,
         previous=ready.status,
         now="2026-01-01T01:00:00Z",
@@ -196,30 +204,24 @@ def test_only_actionable_transitions_are_events_and_at_most_one_per_update() -> 
     assert converted.event is not None  # the conversion finished
     assert (converted.event.warning, converted.event.reason) == (False, "Converted")
     assert "converted 3 ops" in converted.event.message
+    served = [pod({"state": {"terminated": {"exitCode": 0, "message": ok}}}, ready=True)]
     ready = compute_status(
-        TARGET,
-        deployment=deployment(replicas=2, readyReplicas=2, availableReplicas=2, updatedReplicas=2),
-        pods=done,
-        previous=converted.status,
-        now=T1,
+        TARGET, deployment=deployment(), pods=served, previous=converted.status, now=T1
     )
     assert ready.event is not None
     assert ready.event.reason == "ModelAvailable"
-    # A rollout makes Ready False for a while: no Event (nothing to act on).
-    rolling = compute_status(
-        TARGET,
-        deployment=deployment(replicas=3, readyReplicas=2, availableReplicas=2, updatedReplicas=1),
-        pods=done,
-        previous=ready.status,
-        now=T1,
+    # A scale-out (one more pod, not ready yet) changes capacity, not Ready: no Event.
+    scaled = compute_status(
+        TARGET, deployment=deployment(), pods=[*served, *done], previous=ready.status, now=T1
     )
-    assert conditions(rolling)["Ready"].status is ConditionStatus.FALSE
-    assert rolling.event is None
+    assert conditions(scaled)["Ready"].status is ConditionStatus.TRUE
+    assert scaled.status.pods == "1/2"
+    assert scaled.event is None
 
 
 def test_conversion_finished_and_ready_at_once_is_one_event_naming_both() -> None:
     ok = report(result="Succeeded", reason="Succeeded", exitCode=0, message="converted 3 ops")
-    done = [pod({"state": {"terminated": {"exitCode": 0, "message": ok}}})]
+    done = [pod({"state": {"terminated": {"exitCode": 0, "message": ok}}}, ready=True)]
     result = compute_status(
         TARGET,
         deployment=deployment(replicas=2, readyReplicas=2, availableReplicas=2, updatedReplicas=2),

@@ -170,18 +170,41 @@ def open_api_schema() -> Schema:
 def printer_columns() -> list[dict[str, Any]]:
     """``kubectl get trtmodels`` columns; GPU, Replicas, Cache and Speedup only with ``-o wide``."""
     ready = '.status.conditions[?(@.type=="Ready")]'
+    progressing = '.status.conditions[?(@.type=="Progressing")]'
     return [
-        {"name": "Precision", "type": "string", "jsonPath": ".spec.conversion.precision"},
+        {
+            "name": "Precision",
+            "type": "string",
+            "jsonPath": ".status.served.precision",
+            "description": "The precision serving now (spec's once rolled out).",
+        },
         {"name": "Ready", "type": "string", "jsonPath": f"{ready}.status"},
         {"name": "Reason", "type": "string", "jsonPath": f"{ready}.reason"},
+        {
+            "name": "Rollout",
+            "type": "string",
+            "jsonPath": f"{progressing}.reason",
+            "description": "NewRevisionAvailable, RollingOut or RolloutStalled (Progressing).",
+        },
+        {
+            "name": "Pods",
+            "type": "string",
+            "jsonPath": ".status.pods",
+            "description": "Ready/desired.",
+        },
         {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint.grpc"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-        {"name": "GPU", "type": "string", "jsonPath": ".status.conversion.gpu", "priority": 1},
         {
-            "name": "Replicas",
-            "type": "integer",
-            "jsonPath": ".status.readyReplicas",
-            "description": "Ready serving pods.",
+            "name": "Wanted",
+            "type": "string",
+            "jsonPath": ".spec.conversion.precision",
+            "description": "spec.conversion.precision.",
+            "priority": 1,
+        },
+        {
+            "name": "GPU",
+            "type": "string",
+            "jsonPath": ".status.served.conversion.gpu",
             "priority": 1,
         },
         {

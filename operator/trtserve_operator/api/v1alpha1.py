@@ -1002,6 +1002,28 @@ class BenchmarkStatus(ApiModel):
     ] = None
 
 
+class ServedStatus(ApiModel):
+    """The generation whose pods serve, its precision and its conversion report."""
+
+    generation: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            description=(
+                "metadata.generation the ready pods were rendered for (absent when they "
+                "predate this field)."
+            ),
+        ),
+    ] = None
+    precision: Annotated[str | None, Field(description="Precision those pods serve.")] = None
+    ready_replicas: Annotated[
+        int | None, Field(ge=0, description="Ready pods of that generation.")
+    ] = None
+    conversion: Annotated[
+        ConversionStatus | None, Field(description="The report of their conversion.")
+    ] = None
+
+
 class TRTModelStatus(ApiModel):
     """Observed state of a TRTModel, written only by the operator."""
 
@@ -1013,7 +1035,7 @@ class TRTModelStatus(ApiModel):
         list[Condition] | None,
         Field(
             max_length=16,
-            description="Converted, Available and Ready conditions.",
+            description="Converted, Available, Progressing and Ready conditions.",
             json_schema_extra={
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
@@ -1022,6 +1044,25 @@ class TRTModelStatus(ApiModel):
     ] = None
     replicas: Annotated[int | None, Field(ge=0, description="Serving pods that exist.")] = None
     ready_replicas: Annotated[int | None, Field(ge=0, description="Serving pods ready.")] = None
+    pods: Annotated[
+        str | None,
+        Field(
+            max_length=32,
+            description=(
+                "Ready serving pods of any generation / desired (spec.serving.replicas), as "
+                "kubectl shows a Deployment's READY: capacity, apart from the Ready condition."
+            ),
+        ),
+    ] = None
+    served: Annotated[
+        ServedStatus | None,
+        Field(
+            description=(
+                "What serves traffic now (absent while nothing does): during a rollout the "
+                "previous generation until no pod of it is ready any more."
+            )
+        ),
+    ] = None
     selector: Annotated[
         str | None, Field(description="Label selector of the serving pods (scale subresource).")
     ] = None

@@ -151,6 +151,7 @@ class PodStatus(msgspec.Struct, rename="camel"):
     phase: str | None = None
     conditions: list[dict[str, Any]] | None = None
     init_container_statuses: list[dict[str, Any]] | None = None
+    container_statuses: list[dict[str, Any]] | None = None
 
 
 class PodWire(msgspec.Struct):
@@ -253,7 +254,8 @@ class GroupedProjector(Projector[T]):
 
 
 class PodProjector(GroupedProjector[PodWire]):
-    """Pods, grouped by their TRTModel; also the state of the init containers asked for."""
+    """Pods, grouped by their TRTModel: whether they are ready and scheduled, and the state
+    of the init containers and containers asked for (for the status's stuck reasons)."""
 
     def __init__(
         self,
@@ -262,9 +264,11 @@ class PodProjector(GroupedProjector[PodWire]):
         group_label: str,
         annotations: Sequence[str],
         init_containers: Sequence[str],
+        containers: Sequence[str] = (),
     ) -> None:
         super().__init__(resource, PodWire, group_label=group_label, annotations=annotations)
         self._init_containers = frozenset(init_containers)
+        self._containers = frozenset(containers)
 
     def project(self, item: PodWire) -> Projected:
         status = item.status or PodStatus()
@@ -276,6 +280,11 @@ class PodProjector(GroupedProjector[PodWire]):
                     {k: c[k] for k in CONDITION_KEYS if k in c}
                     for c in status.conditions or []
                     if c.get("type") == "PodScheduled" and c.get("status") == "False"
+                ]
+                + [
+                    {"type": "Ready", "status": c.get("status")}
+                    for c in status.conditions or []
+                    if c.get("type") == "Ready"
                 ],
                 "initContainerStatuses": [
                     {k: s[k] for k in INIT_STATUS_KEYS if k in s}
@@ -284,6 +293,12 @@ class PodProjector(GroupedProjector[PodWire]):
                 ],
             },
         }
+        if self._containers:
+            projection["status"]["containerStatuses"] = [
+                {k: s[k] for k in INIT_STATUS_KEYS if k in s}
+                for s in status.container_statuses or []
+                if s.get("name") in self._containers
+            ]
         return self._projected(item.metadata, projection)
 
 

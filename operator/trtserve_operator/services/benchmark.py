@@ -54,7 +54,7 @@ from trtserve_operator.services.builders.deployment import converter_image
 from trtserve_operator.services.builders.target import Target
 from trtserve_operator.services.limits import Priority, WriteLimiter
 from trtserve_operator.services.metrics import Metrics
-from trtserve_operator.services.status import status_merge_patch
+from trtserve_operator.services.status import NEW_REVISION_AVAILABLE, status_merge_patch
 from trtserve_operator.services.targets import object_reference, target_from_body
 from trtserve_operator.settings import Settings
 
@@ -77,15 +77,25 @@ def _now() -> str:
 
 
 def ready_at_generation(body: Mapping[str, Any]) -> bool:
-    """``Ready=True`` for the object's current ``metadata.generation``."""
+    """The object's current ``metadata.generation`` serves, alone: ``Ready=True``,
+    ``status.served.generation`` is it and ``Progressing`` says its rollout is complete.
+    ``Ready`` alone is not enough: during a rollout it is True while the previous
+    generation's pods serve, and a benchmark then would measure the old engines and file
+    the result under the new generation (issue 19)."""
     generation = int(body.get("metadata", {}).get("generation") or 0)
     status = body.get("status") or {}
     if status.get("observedGeneration") != generation:
         return False
-    conditions = status.get("conditions") or []
-    ready: Mapping[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+    if (status.get("served") or {}).get("generation") != generation:
+        return False
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    ready = conditions.get("Ready") or {}
+    progressing = conditions.get("Progressing") or {}
     return bool(
-        ready.get("status") == "True" and ready.get("observedGeneration", generation) == generation
+        ready.get("status") == "True"
+        and ready.get("observedGeneration", generation) == generation
+        and progressing.get("reason") == NEW_REVISION_AVAILABLE
+        and progressing.get("observedGeneration", generation) == generation
     )
 
 

@@ -8,7 +8,11 @@ from enum import IntEnum
 from typing import Any
 
 from trtserve_operator.api.v1alpha1 import ConversionStatus
-from trtserve_operator.services.builders.names import CONVERT_CONTAINER, HASH_ANNOTATION
+from trtserve_operator.services.builders.names import (
+    CONVERT_CONTAINER,
+    HASH_ANNOTATION,
+    SERVING_CONTAINER,
+)
 from trtserve_operator.services.report import parse_termination_message
 
 
@@ -34,7 +38,9 @@ def _terminated(state: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
 
 def _report(terminated: Mapping[str, Any]) -> ConversionStatus:
     exit_code = int(terminated.get("exitCode", 0))
-    return parse_termination_message(terminated.get("message"), exit_code)
+    return parse_termination_message(
+        terminated.get("message"), exit_code, kubelet_reason=terminated.get("reason")
+    )
 
 
 def _pending_message(pod: Mapping[str, Any]) -> str:
@@ -72,6 +78,98 @@ def pod_conversion(pod: Mapping[str, Any]) -> PodConversion:
     waiting = state.get("waiting") or {}
     detail = ": ".join(x for x in (waiting.get("reason"), waiting.get("message")) if x)
     return PodConversion(Stage.PENDING, f"converter not started: {detail or 'waiting'}")
+
+
+@dataclass(frozen=True)
+class Stuck:
+    """Why a pod cannot make progress by itself: a Ready/Progressing reason and what to fix."""
+
+    reason: str
+    message: str
+
+
+IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
+CONFIG_REASONS = frozenset({"CreateContainerConfigError"})
+START_REASONS = frozenset({"CreateContainerError", "RunContainerError"})
+_CONTAINER_FIELDS = {
+    CONVERT_CONTAINER: "the converter image (TRTSERVE_CONVERTER_IMAGE, chart converterImage)",
+    SERVING_CONTAINER: "spec.serving.image",
+}
+
+
+def _statuses(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    status = pod.get("status") or {}
+    return [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+
+
+def stuck(pod: Mapping[str, Any]) -> Stuck | None:
+    """What keeps ``pod`` from running, in the kubelet's and the scheduler's own words:
+    unschedulable, an image that cannot be pulled, a container the kubelet cannot create
+    (e.g. a missing Secret or ConfigMap key), TF Serving crash-looping. None otherwise."""
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            detail = condition.get("message") or condition.get("reason") or "unschedulable"
+            return Stuck(
+                "Unschedulable",
+                f"no node can run the serving pod ({detail}): check the GPU nodes, "
+                "spec.serving.resources, nodeSelector and tolerations, and that the "
+                "PersistentVolumeClaim of spec.source exists",
+            )
+    for status in _statuses(pod):
+        name = str(status.get("name"))
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        reason, detail = waiting.get("reason"), waiting.get("message") or ""
+        where = _CONTAINER_FIELDS.get(name, f"container {name}")
+        if reason in IMAGE_PULL_REASONS:
+            return Stuck(
+                "ImagePullFailed",
+                f"container {name}: {reason} {detail}".rstrip()
+                + f": check {where} and the pull secrets",
+            )
+        if reason in CONFIG_REASONS:
+            return Stuck(
+                "ContainerConfigError",
+                f"container {name}: {detail or reason}: create what it names (a Secret or "
+                "ConfigMap of the namespace) or fix the spec that refers to it",
+            )
+        if reason in START_REASONS:
+            return Stuck("ContainerStartFailed", f"container {name}: {reason} {detail}".rstrip())
+        last = (status.get("lastState") or {}).get("terminated") or {}
+        if name == SERVING_CONTAINER and reason == "CrashLoopBackOff":
+            if last.get("reason") == "OOMKilled":
+                return Stuck(
+                    "ServingOOMKilled",
+                    "TF Serving ran out of memory loading or serving the model: raise "
+                    "spec.serving.resources.limits.memory",
+                )
+            code = last.get("exitCode")
+            return Stuck(
+                "ServingCrashLoop",
+                f"TF Serving keeps exiting (exit code {code}): "
+                "kubectl logs -c serving --previous says why",
+            )
+    return None
+
+
+def is_ready(pod: Mapping[str, Any]) -> bool:
+    """The pod's Ready condition is True: it is an endpoint of the Service."""
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+def alive_pods(pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Pods not being deleted: a terminating pod says nothing about what comes next."""
+    return [p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")]
+
+
+def is_current(pod: Mapping[str, Any], config_hash: str | None) -> bool:
+    """Whether ``pod`` was made from the current pod template (its config hash)."""
+    if config_hash is None:
+        return True
+    annotations = pod.get("metadata", {}).get("annotations") or {}
+    return bool(annotations.get(HASH_ANNOTATION) == config_hash)
 
 
 def current_pods(

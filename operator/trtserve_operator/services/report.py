@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -117,31 +118,112 @@ class ConverterReport(_ReportModel):
         )
 
 
+REPORT_INVALID = "ConverterReportInvalid"
+"""Reason of a report that cannot be read, or that contradicts the exit code."""
+OOM_KILLED = "OOMKilled"
+# Converter flags a message may name, and the TRTModel field a kubectl user sets instead.
+FLAG_FIELDS: tuple[tuple[str, str], ...] = (
+    ("--accuracy-min-top1", "spec.conversion.accuracy.minTop1Agreement"),
+    ("--accuracy-rtol", "spec.conversion.accuracy.rtol"),
+    ("--accuracy-atol", "spec.conversion.accuracy.atol"),
+    ("--accuracy-samples", "spec.conversion.accuracy.samples"),
+    ("--calibration-batch-size", "spec.conversion.calibration.batchSize"),
+    ("--calibration-batches", "spec.conversion.calibration.batches"),
+    ("--calibration-source", "spec.conversion.calibration.uri"),
+    ("--build-shape", "spec.conversion.buildShapes"),
+    ("--max-workspace-bytes", "spec.conversion.maxWorkspaceBytes"),
+    ("--timeout-seconds", "spec.conversion.timeoutSeconds"),
+    ("--warmup-records", "spec.conversion.warmupRecords"),
+)
+
+
 def reason_for_exit_code(exit_code: int) -> str:
     if exit_code in EXIT_REASONS:
         return EXIT_REASONS[exit_code]
     return _SIGNAL_REASONS.get(exit_code, "ConverterExited")
 
 
-def parse_termination_message(message: str | None, exit_code: int) -> ConversionStatus:
-    """``status.conversion`` from a terminated ``convert`` container.
+def one_line(text: str) -> str:
+    """Whitespace (newlines included) collapsed: status messages are one line."""
+    return " ".join(text.split())
 
-    The message is the converter's one-line JSON report; with
-    ``FallbackToLogsOnError`` it is the log tail instead when the converter died before
-    writing one (OOM kill, crash): then the reason comes from the exit code and the
-    message is the last log line.
-    """
-    text = (message or "").strip()
-    if text:
-        try:
-            return ConverterReport.model_validate(json.loads(text)).to_status()
-        except (ValueError, ValidationError):
-            pass
-    last_line = text.splitlines()[-1].strip() if text else ""
-    reason = reason_for_exit_code(exit_code)
+
+def with_spec_fields(message: str) -> str:
+    """The converter's message with each flag it names replaced by the TRTModel field the
+    operator renders that flag from, e.g. ``--accuracy-min-top1`` ->
+    ``spec.conversion.accuracy.minTop1Agreement`` (a kubectl user never sets flags)."""
+    for flag, field in FLAG_FIELDS:
+        message = re.sub(rf"{re.escape(flag)}(?![\w-])", field, message)
+    return message
+
+
+def _failed_without_report(
+    exit_code: int, message: str, reason: str | None = None
+) -> ConversionStatus:
     return ConversionStatus(
         result="Succeeded" if exit_code == 0 else "Failed",
-        reason=reason,
-        message=last_line[:1024] or f"converter exited with code {exit_code} and no report",
+        reason=reason or reason_for_exit_code(exit_code),
+        message=message[:1024],
         exit_code=exit_code,
     )
+
+
+def parse_termination_message(
+    message: str | None, exit_code: int, kubelet_reason: str | None = None
+) -> ConversionStatus:
+    """``status.conversion`` from a terminated ``convert`` container. The exit code decides
+    success or failure; the report (the converter's one-line JSON) says the rest:
+
+    - the kubelet says ``OOMKilled``: reason ``OOMKilled``, and which limit to raise;
+    - a report that agrees with the exit code: the report, flags named as spec fields;
+    - a report that does not parse (cut short, garbage) or contradicts the exit code
+      (another exit code, or Succeeded with a non-zero exit and the other way round):
+      ``ConverterReportInvalid``, with the exit code and what the report said;
+    - no report (with ``FallbackToLogsOnError`` the message is then the log tail: the
+      converter died before writing one): the reason of the exit code and the last log
+      line.
+    """
+    text = (message or "").strip()
+    if kubelet_reason == OOM_KILLED:
+        return _failed_without_report(
+            exit_code,
+            f"the converter ran out of memory (killed by the kubelet, exit code {exit_code}): "
+            "raise spec.serving.resources.limits.memory, which the converter shares, or "
+            "lower spec.conversion.calibration.batchSize",
+            OOM_KILLED,
+        )
+    if not text:
+        return _failed_without_report(
+            exit_code, f"converter exited with code {exit_code} and no report"
+        )
+    if text.startswith("{"):
+        return _from_report(text, exit_code)
+    last_line = one_line(text.splitlines()[-1])
+    return _failed_without_report(
+        exit_code, last_line or f"converter exited with code {exit_code} and no report"
+    )
+
+
+def _from_report(text: str, exit_code: int) -> ConversionStatus:
+    exit_reason = reason_for_exit_code(exit_code)
+    try:
+        report = ConverterReport.model_validate(json.loads(text))
+    except (ValueError, ValidationError):
+        return _failed_without_report(
+            exit_code,
+            f"the converter exited with code {exit_code} ({exit_reason}) and its report "
+            "cannot be read: kubectl logs -c convert says what happened",
+            REPORT_INVALID,
+        )
+    succeeded = report.result == "Succeeded"
+    if report.exit_code != exit_code or succeeded != (exit_code == 0):
+        said = one_line(with_spec_fields(report.message))[:512]
+        return _failed_without_report(
+            exit_code,
+            f"the converter exited with code {exit_code} ({exit_reason}) but its report says "
+            f"{report.result} {report.reason} (exit code {report.exit_code}): {said}",
+            REPORT_INVALID,
+        )
+    status = report.to_status()
+    status.message = one_line(with_spec_fields(status.message or ""))
+    return status

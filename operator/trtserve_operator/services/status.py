@@ -1,5 +1,19 @@
 """TRTModel status from what exists: the Deployment, its Pods and the converter's report.
 
+One model of what is true at once, since during a rollout two things are:
+
+- **what serves** (``status.served``, condition ``Ready``): the generation whose pods are
+  ready, its precision and its conversion report. While any pod of the previous pod
+  template is ready, that is the previous generation (the Service balances over both, so
+  the new one does not serve alone yet); once none is, the current generation. ``Ready``
+  is True while any serving pod is ready: a model that serves is Ready, whatever is being
+  rolled out and however many pods are missing (capacity is ``status.pods``, ready/desired).
+- **what is being rolled out** (condition ``Progressing``): ``NewRevisionAvailable`` once
+  the current generation serves alone, ``RollingOut`` while its pods start, False with
+  ``RolloutStalled`` (and the new pods' converter reason or the kubelet's) when it cannot
+  go on by itself, or with the reason the operator refuses the spec.
+- ``Converted``: the conversion of the *current* pod template's pods only.
+
 Pure functions: the caller passes the observed objects and the previous status and gets
 the new status plus at most one Event to post. ``lastTransitionTime`` only changes when a
 condition's status changes.
@@ -18,8 +32,10 @@ from typing import Any
 from trtserve_operator.api.v1alpha1 import (
     Condition,
     ConditionStatus,
+    ConversionStatus,
     Endpoint,
     Phase,
+    ServedStatus,
     TRTModelStatus,
 )
 from trtserve_operator.services.builders.names import (
@@ -28,12 +44,26 @@ from trtserve_operator.services.builders.names import (
     selector_string,
 )
 from trtserve_operator.services.builders.target import Target
-from trtserve_operator.services.pods import PodConversion, Stage, combined_conversion, current_pods
+from trtserve_operator.services.pods import (
+    PodConversion,
+    Stage,
+    Stuck,
+    alive_pods,
+    combined_conversion,
+    is_current,
+    is_ready,
+    stuck,
+)
 
 CONVERTED = "Converted"
 AVAILABLE = "Available"
+PROGRESSING = "Progressing"
 READY = "Ready"
-CONDITION_TYPES = (CONVERTED, AVAILABLE, READY)
+CONDITION_TYPES = (CONVERTED, AVAILABLE, PROGRESSING, READY)
+MODEL_AVAILABLE = "ModelAvailable"
+NEW_REVISION_AVAILABLE = "NewRevisionAvailable"
+ROLLING_OUT = "RollingOut"
+ROLLOUT_STALLED = "RolloutStalled"
 INVALID_SPEC = "InvalidSpec"
 INVALID_CHILD = "InvalidChild"
 """Ready reason when the API server rejected a rendered child as invalid (422)."""
@@ -112,41 +142,141 @@ def _available(deployment: Mapping[str, Any] | None) -> _Verdict:
     return _Verdict(ConditionStatus.FALSE, "NoReplicasAvailable", "no serving pod is available")
 
 
+@dataclass(frozen=True)
+class PodsView:
+    """The serving pods, split by pod template: current (this generation's rendering) and
+    previous, with how many of each are ready and what blocks the current ones."""
+
+    current: list[Mapping[str, Any]]
+    ready_current: int
+    ready_previous: int
+    stuck: Stuck | None
+
+    @classmethod
+    def of(cls, pods: Sequence[Mapping[str, Any]], config_hash: str | None) -> PodsView:
+        alive = alive_pods(pods)
+        current = [p for p in alive if is_current(p, config_hash)]
+        previous = [p for p in alive if not is_current(p, config_hash)]
+        blocked = next((found for p in current if (found := stuck(p)) is not None), None)
+        return cls(
+            current=current,
+            ready_current=sum(1 for p in current if is_ready(p)),
+            ready_previous=sum(1 for p in previous if is_ready(p)),
+            stuck=blocked,
+        )
+
+    @property
+    def ready(self) -> int:
+        return self.ready_current + self.ready_previous
+
+
+def _served(
+    target: Target,
+    view: PodsView,
+    conversion: PodConversion,
+    previous: TRTModelStatus | None,
+) -> ServedStatus | None:
+    """What serves now: the previous generation while any of its pods is ready, else the
+    current one once one of its pods is; nothing when no pod is ready."""
+    before = previous.served if previous else None
+    if view.ready_previous > 0:
+        if before is None:  # a status written before status.served existed
+            return ServedStatus(ready_replicas=view.ready)
+        return before.model_copy(update={"ready_replicas": view.ready})
+    if view.ready_current == 0:
+        return None
+    report: ConversionStatus | None = None
+    if conversion.stage is Stage.SUCCEEDED:
+        report = conversion.report
+    elif before is not None and before.generation == target.generation:
+        report = before.conversion
+    return ServedStatus(
+        generation=target.generation,
+        precision=target.spec.conversion.precision.value,
+        ready_replicas=view.ready_current,
+        conversion=report,
+    )
+
+
 def _ready(
     target: Target,
-    deployment: Mapping[str, Any] | None,
+    view: PodsView,
+    served: ServedStatus | None,
     converted: _Verdict,
     blocker: Blocker | None,
 ) -> _Verdict:
+    if served is not None:
+        wanted = target.spec.serving.replicas
+        message = f"{view.ready} serving pod(s) ready of {wanted}; model {target.model_name!r}"
+        if served.generation != target.generation:
+            which = (
+                f"generation {served.generation}" if served.generation else "an earlier generation"
+            )
+            message += f" served by {which} while generation {target.generation} rolls out"
+        return _Verdict(ConditionStatus.TRUE, MODEL_AVAILABLE, message)
     if blocker is not None:
         return _Verdict(ConditionStatus.FALSE, blocker.reason, blocker.message, warning=True)
+    if target.spec.serving.replicas == 0:
+        return _Verdict(ConditionStatus.FALSE, "ScaledToZero", "spec.serving.replicas is 0")
     if converted.warning:
         return _Verdict(ConditionStatus.FALSE, converted.reason, converted.message, warning=True)
-    wanted = target.spec.serving.replicas
-    if wanted == 0:
-        return _Verdict(ConditionStatus.FALSE, "ScaledToZero", "spec.serving.replicas is 0")
-    ready = _int(deployment, "status", "readyReplicas") or 0
-    updated = _int(deployment, "status", "updatedReplicas")
-    if deployment is not None and ready >= wanted and (updated is None or updated >= wanted):
-        return _Verdict(
-            ConditionStatus.TRUE,
-            "ModelAvailable",
-            f"{ready}/{wanted} serving pod(s) ready; model {target.model_name!r} loaded",
-        )
+    if view.stuck is not None:
+        return _Verdict(ConditionStatus.FALSE, view.stuck.reason, view.stuck.message, warning=True)
     if converted.reason in ("Converting", "Pending"):
         return _Verdict(ConditionStatus.FALSE, converted.reason, converted.message)
     return _Verdict(
         ConditionStatus.FALSE,
         "Starting",
-        f"{ready}/{wanted} serving pod(s) ready, loading the model",
+        f"0/{target.spec.serving.replicas} serving pod(s) ready, loading the model",
+    )
+
+
+def _progressing(
+    target: Target,
+    view: PodsView,
+    served: ServedStatus | None,
+    converted: _Verdict,
+    blocker: Blocker | None,
+) -> _Verdict:
+    generation = target.generation
+    if blocker is not None:
+        return _Verdict(ConditionStatus.FALSE, blocker.reason, blocker.message, warning=True)
+    if served is not None and served.generation == generation:
+        return _Verdict(
+            ConditionStatus.TRUE,
+            NEW_REVISION_AVAILABLE,
+            f"generation {generation} serves ({view.ready_current} pod(s) ready)",
+        )
+    if converted.warning:
+        return _Verdict(
+            ConditionStatus.FALSE,
+            ROLLOUT_STALLED,
+            f"generation {generation}: the new pods' converter failed: {converted.reason}: "
+            f"{converted.message}",
+            warning=True,
+        )
+    if view.stuck is not None:
+        return _Verdict(
+            ConditionStatus.FALSE,
+            ROLLOUT_STALLED,
+            f"generation {generation}: {view.stuck.reason}: {view.stuck.message}",
+            warning=True,
+        )
+    if target.spec.serving.replicas == 0:
+        return _Verdict(ConditionStatus.TRUE, NEW_REVISION_AVAILABLE, "scaled to zero")
+    return _Verdict(
+        ConditionStatus.TRUE,
+        ROLLING_OUT,
+        f"generation {generation}: {view.ready_current}/{target.spec.serving.replicas} new "
+        f"pod(s) ready ({converted.message or converted.reason})",
     )
 
 
 def _phase(converted: _Verdict, ready: _Verdict) -> Phase:
-    if ready.warning:
-        return Phase.FAILED
     if ready.status is ConditionStatus.TRUE:
         return Phase.READY
+    if ready.warning:
+        return Phase.FAILED
     if converted.reason == "Converting":
         return Phase.CONVERTING
     if converted.status is ConditionStatus.TRUE:
@@ -195,7 +325,7 @@ def announcement(
     changed = {c.type: c for c in now if _changed(before.get(c.type), c)}
     failed = [
         changed[kind]
-        for kind in (READY, CONVERTED, AVAILABLE)
+        for kind in (READY, PROGRESSING, CONVERTED, AVAILABLE)
         if kind in changed and kind in failures
     ]
     news: list[Condition] = []
@@ -229,12 +359,15 @@ def compute_status(
     blocker: Blocker | None = None,
 ) -> StatusResult:
     """The status the TRTModel should have now, and the Event to post since ``previous``."""
-    conversion = combined_conversion(current_pods(pods, config_hash))
+    view = PodsView.of(pods, config_hash)
+    conversion = combined_conversion(view.current)
     converted = _converted(conversion)
+    served = _served(target, view, conversion, previous)
     verdicts = {
         CONVERTED: converted,
         AVAILABLE: _available(deployment),
-        READY: _ready(target, deployment, converted, blocker),
+        PROGRESSING: _progressing(target, view, served, converted, blocker),
+        READY: _ready(target, view, served, converted, blocker),
     }
     before = {c.type: c for c in (previous.conditions if previous and previous.conditions else [])}
     conditions = [
@@ -246,7 +379,9 @@ def compute_status(
         observed_generation=target.generation,
         conditions=conditions,
         replicas=_int(deployment, "status", "replicas") or 0,
-        ready_replicas=_int(deployment, "status", "readyReplicas") or 0,
+        ready_replicas=view.ready,
+        pods=f"{view.ready}/{target.spec.serving.replicas}",
+        served=served,
         selector=selector_string(target),
         endpoint=Endpoint(grpc=grpc_endpoint(target), rest=rest_endpoint(target)),
         conversion=conversion.report or (previous.conversion if previous else None),

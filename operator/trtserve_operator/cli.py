@@ -68,7 +68,7 @@ from trtserve_operator.services.builders.names import (
 )
 from trtserve_operator.services.reconciler import Reconciler
 from trtserve_operator.services.targets import blocker_for, target_from_body
-from trtserve_operator.settings import Settings
+from trtserve_operator.settings import CONVERTER_IMAGE_MISSING, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     the liveness probe allows)."""
     configure_kopf(settings)
     operator_settings = Settings()
+    if operator_settings.converter_image is None:
+        logger.warning(
+            "%s; until then every TRTModel without spec.converterImage is Ready=False "
+            "ConverterImageMissing",
+            CONVERTER_IMAGE_MISSING,
+        )
     kube = Kube(shared_credentials(memo))
     reconciler = Reconciler(kube, operator_settings)
     memo["reconciler"] = reconciler

@@ -1,7 +1,9 @@
 """Operator settings from the environment (``TRTSERVE_`` prefix).
 
-The Helm chart sets exactly these variables; every one has a default so that
-``trtserve-operator render`` works without any environment.
+The Helm chart sets exactly these variables. Every one has a default but the converter
+image: trtserve publishes no images, so without ``TRTSERVE_CONVERTER_IMAGE`` (or a
+TRTModel's ``spec.converterImage``) the operator says so at start and refuses to roll out
+the models it cannot serve, instead of pulling a name nobody owns.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from trtserve_operator.api import rules
 from trtserve_operator.api.v1alpha1 import DEFAULT_SERVING_IMAGE
 
-DEFAULT_CONVERTER_IMAGE = "trtserve/converter:0.1.0"
+CONVERTER_IMAGE_MISSING = (
+    "no converter image: set TRTSERVE_CONVERTER_IMAGE on the operator (chart: "
+    "converterImage.repository) or spec.converterImage; trtserve publishes no images: build "
+    "Dockerfile.converter and push it to your registry (docs/admin.md)"
+)
 DEFAULT_HEALTH_PORT = 19080
 
 
@@ -25,9 +31,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRTSERVE_", extra="ignore", frozen=True)
 
     converter_image: Annotated[
-        str,
-        Field(min_length=1, description="Converter image used when spec.converterImage is unset."),
-    ] = DEFAULT_CONVERTER_IMAGE
+        str | None,
+        Field(
+            min_length=1,
+            description="Converter image used when spec.converterImage is unset; no default.",
+        ),
+    ] = None
     serving_image: Annotated[
         str,
         Field(min_length=1, description="TF Serving image used when spec.serving.image is unset."),

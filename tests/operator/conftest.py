@@ -8,6 +8,16 @@ from collections.abc import Iterator
 import pytest
 from kmock_cluster import EmulatedCluster
 
+TEST_CONVERTER_IMAGE = "example.com/trtserve/converter:test"
+
+
+@pytest.fixture(autouse=True)
+def converter_image(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The operator as it is deployed: with a converter image (TRTSERVE_CONVERTER_IMAGE,
+    which has no default); tests of the missing image delete it."""
+    monkeypatch.setenv("TRTSERVE_CONVERTER_IMAGE", TEST_CONVERTER_IMAGE)
+    return TEST_CONVERTER_IMAGE
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -24,7 +34,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedCluste
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KUBECONFIG", str(kubeconfig))
         patch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-        patch.setenv("TRTSERVE_CONVERTER_IMAGE", "example.com/trtserve/converter:test")
+        patch.setenv("TRTSERVE_CONVERTER_IMAGE", TEST_CONVERTER_IMAGE)
         patch.setenv("TRTSERVE_METRICS_PORT", str(free_port()))
         patch.setenv("TRTSERVE_HEALTH_PORT", str(free_port()))
         yield emulated

@@ -190,3 +190,16 @@ def test_make_render_prints_only_yaml(tmp_path: Path, setup_needed: bool) -> Non
     documents = list(yaml.safe_load_all(result.stdout))
     assert {doc["kind"] for doc in documents} >= {"Deployment", "Service"}
     assert installed.exists()
+
+
+def test_render_without_a_converter_image_says_how_to_set_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """trtserve publishes no images: no default name nobody owns (issue 19, item 5)."""
+    monkeypatch.delenv("TRTSERVE_CONVERTER_IMAGE")
+    assert main(["render", "-f", str(EXAMPLE)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "ConverterImageMissing" in captured.err
+    assert "TRTSERVE_CONVERTER_IMAGE" in captured.err
+    assert "spec.converterImage" in captured.err

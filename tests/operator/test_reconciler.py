@@ -307,6 +307,56 @@ def test_unsupported_image_never_touches_the_deployment() -> None:
     ]
 
 
+def test_unsupported_image_gets_no_service_and_no_endpoint() -> None:
+    """A refused model with nothing running gets no Service (no pod would be behind it)
+    and its status shows no endpoint (issue 19, item 9)."""
+    kube = MemoryKube()
+    body = trtmodel(serving={"image": "tensorflow/serving:2.19.0-gpu"})
+
+    async def scenario() -> None:
+        service = reconciler(kube)
+        await service.observe(body, View(kube, body))
+        await settled(service)
+
+    asyncio.run(scenario())
+    assert ("create", "Service") not in kube.calls
+    assert "endpoint" not in kube.statuses[0]
+
+
+def test_without_a_converter_image_nothing_is_rolled_out_and_the_status_says_how() -> None:
+    """No TRTSERVE_CONVERTER_IMAGE and no spec.converterImage (issue 19, item 5)."""
+    kube = MemoryKube()
+    body = trtmodel()
+
+    async def scenario() -> None:
+        service = Reconciler(kube, Settings(converter_image=None, status_interval=0.0))
+        await service.observe(body, View(kube, body))
+        await settled(service)
+
+    asyncio.run(scenario())
+    assert ("create", "Deployment") not in kube.calls
+    assert ("create", "Service") not in kube.calls
+    ready = next(c for c in kube.statuses[0]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ConverterImageMissing")
+    assert "TRTSERVE_CONVERTER_IMAGE" in ready["message"]
+    assert [(e["type"], e["reason"]) for e in kube.events] == [("Warning", "ConverterImageMissing")]
+
+
+def test_a_spec_converter_image_is_enough_without_the_operators() -> None:
+    kube = MemoryKube()
+    body = trtmodel(converterImage="registry.example/conv:1")
+
+    async def scenario() -> None:
+        service = Reconciler(kube, Settings(converter_image=None, status_interval=0.0))
+        await service.observe(body, View(kube, body))
+        await settled(service)
+
+    asyncio.run(scenario())
+    deployment = kube.objects[("Deployment", "ns", "m")]
+    init = deployment["spec"]["template"]["spec"]["initContainers"][0]
+    assert init["image"] == "registry.example/conv:1"
+
+
 def test_a_child_the_api_server_rejects_is_ready_false_with_its_message_and_one_warning() -> None:
     kube = MemoryKube()
     kube.refuse["Deployment"] = INVALID

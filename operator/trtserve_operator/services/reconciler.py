@@ -323,7 +323,12 @@ class Reconciler:
                 blocker = state.blocker
                 children = self._children(state, target)
                 rejected = await self._ensure_monitoring(key, view)
-                wanted = children.wanted(deployment=blocker is None)
+                # A refused spec keeps what runs (a Deployment of an earlier spec and its
+                # Service) but gets nothing new: no Service with no pod behind it.
+                running = view.child(DEPLOYMENTS.kind, *key) is not None
+                wanted = children.wanted(
+                    deployment=blocker is None, service=blocker is None or running
+                )
                 for render in self._renderers:
                     wanted.extend(render(target, self.settings))
                 for desired in wanted:

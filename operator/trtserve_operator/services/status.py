@@ -383,7 +383,12 @@ def compute_status(
         pods=f"{view.ready}/{target.spec.serving.replicas}",
         served=served,
         selector=selector_string(target),
-        endpoint=Endpoint(grpc=grpc_endpoint(target), rest=rest_endpoint(target)),
+        # No endpoint for a refused model that has nothing running (it gets no Service).
+        endpoint=(
+            None
+            if blocker is not None and deployment is None
+            else Endpoint(grpc=grpc_endpoint(target), rest=rest_endpoint(target))
+        ),
         conversion=conversion.report or (previous.conversion if previous else None),
         # Owned by the benchmark service (services/benchmark.py): carried as it is.
         benchmark=previous.benchmark if previous else None,

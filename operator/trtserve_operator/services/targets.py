@@ -10,10 +10,12 @@ from trtserve_operator.services.builders.deployment import serving_image
 from trtserve_operator.services.builders.images import unsupported_serving_image
 from trtserve_operator.services.builders.target import Target
 from trtserve_operator.services.status import INVALID_SPEC, Blocker
-from trtserve_operator.settings import Settings
+from trtserve_operator.settings import CONVERTER_IMAGE_MISSING, Settings
 
 UNSUPPORTED_SERVING_IMAGE = "UnsupportedServingImage"
+CONVERTER_IMAGE_MISSING_REASON = "ConverterImageMissing"
 __all__ = [
+    "CONVERTER_IMAGE_MISSING_REASON",
     "INVALID_SPEC",
     "UNSUPPORTED_SERVING_IMAGE",
     "blocker_for",
@@ -36,6 +38,8 @@ def target_from_body(body: Mapping[str, Any]) -> Target:
 
 def blocker_for(target: Target, settings: Settings) -> Blocker | None:
     """Why the spec must not be rolled out, if it must not."""
+    if not target.spec.converter_image and settings.converter_image is None:
+        return Blocker(CONVERTER_IMAGE_MISSING_REASON, CONVERTER_IMAGE_MISSING)
     reason = unsupported_serving_image(serving_image(target, settings.serving_image))
     return Blocker(UNSUPPORTED_SERVING_IMAGE, reason) if reason else None
 

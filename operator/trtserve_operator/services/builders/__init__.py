@@ -34,11 +34,13 @@ class Children:
     """Every object the operator keeps for one TRTModel, in apply order.
 
     The batching ConfigMap exists only while batching is enabled: nothing else reads it.
+    There is no Deployment without a converter image (the model is refused, see
+    ``targets.blocker_for``).
     """
 
     configmap: dict[str, Any] | None
     service: dict[str, Any]
-    deployment: dict[str, Any]
+    deployment: dict[str, Any] | None
 
     def all(self) -> list[dict[str, Any]]:
         return self.wanted(deployment=True)
@@ -51,12 +53,14 @@ class Children:
             "Deployment": self.deployment,
         }.get(kind)
 
-    def wanted(self, *, deployment: bool) -> list[dict[str, Any]]:
+    def wanted(self, *, deployment: bool, service: bool = True) -> list[dict[str, Any]]:
         """The children to apply, in order (the ConfigMap before the Deployment that mounts
-        it); without the Deployment when its rollout is refused."""
+        it); without the Deployment when its rollout is refused, and without the Service
+        too when nothing would be behind it."""
         children = [self.configmap] if self.configmap is not None else []
-        children.append(self.service)
-        if deployment:
+        if service:
+            children.append(self.service)
+        if deployment and self.deployment is not None:
             children.append(self.deployment)
         return children
 
@@ -68,12 +72,16 @@ def build_children(target: Target, settings: Settings) -> Children:
             build_batching_configmap(target) if target.spec.serving.batching.enabled else None
         ),
         service=build_service(target),
-        deployment=build_deployment(
-            target,
-            converter_image=converter_image(target, settings.converter_image),
-            serving_image=serving_image(target, settings.serving_image),
-            log_format=settings.log_format,
-            cache=resolve_cache(target, cache_defaults(settings)),
+        deployment=(
+            build_deployment(
+                target,
+                converter_image=converter_image(target, settings.converter_image),
+                serving_image=serving_image(target, settings.serving_image),
+                log_format=settings.log_format,
+                cache=resolve_cache(target, cache_defaults(settings)),
+            )
+            if target.spec.converter_image or settings.converter_image
+            else None
         ),
     )
 

@@ -56,8 +56,13 @@ def serving_image(target: Target, default: str) -> str:
     return target.spec.serving.image or default
 
 
-def converter_image(target: Target, default: str) -> str:
-    return target.spec.converter_image or default
+def converter_image(target: Target, default: str | None) -> str:
+    """The TRTModel's converter image, else the operator's. Callers check that one exists
+    first (``targets.blocker_for``): a model without one is never rendered."""
+    image = target.spec.converter_image or default
+    if image is None:
+        raise ValueError("no converter image (spec.converterImage, TRTSERVE_CONVERTER_IMAGE)")
+    return image
 
 
 def _resources(target: Target) -> dict[str, Any]:

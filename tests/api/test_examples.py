@@ -133,8 +133,7 @@ def test_every_pvc_example_shows_how_the_model_gets_onto_the_claim() -> None:
                 for doc in documents
                 if doc["kind"] == "PersistentVolumeClaim" and doc["metadata"]["name"] == claim
             ]
-            if not claims:
-                continue  # a claim the user brings (half-plus-two.yaml says how to fill it)
+            assert claims, f"{path.name}: claim {claim} is not in the file (issue 19, item 8)"
             [pvc] = claims
             assert set(pvc["spec"]["accessModes"]) & {"ReadWriteOnce", "ReadWriteMany"}, path
             writers = [
@@ -175,3 +174,59 @@ def _writes(pod: dict[str, Any], claim: str) -> bool:
     except AssertionError:
         return False
     return True
+
+
+def _secret_names(document: dict[str, Any]) -> set[str]:
+    """Every Secret a document refers to by name (secretRef objects anywhere in it)."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "secretRef" and isinstance(value, dict) and "name" in value:
+                    found.add(str(value["name"]))
+                elif key == "secret" and isinstance(value, dict) and "secretName" in value:
+                    found.add(str(value["secretName"]))
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(document)
+    return found
+
+
+def _header(path: Path) -> str:
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def test_every_example_applies_on_its_own() -> None:
+    """Each Secret an example needs is in the file, or its first lines say how to make it
+    (issue 19, item 8: examples needed Secrets defined only in other files)."""
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        documents = load_documents(path)
+        defined = {d["metadata"]["name"] for d in documents if d["kind"] == "Secret"}
+        needed = set().union(*(_secret_names(d) for d in documents))
+        for name in sorted(needed - defined):
+            assert f"kubectl create secret generic {name}" in _header(path), (
+                f"{path.name} needs Secret {name}: put it in the file or say how to make it"
+            )
+
+
+def test_no_two_examples_define_different_objects_of_one_name() -> None:
+    """Applying two examples never silently rewrites an object of the other: a name used
+    in several files is the same object in each (a shared Secret), or a collision."""
+    seen: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        for document in load_documents(path):
+            key = (document["kind"], document["metadata"]["name"])
+            if key in seen:
+                other, first = seen[key]
+                assert first == document, f"{key} differs in {other} and {path.name}"
+            else:
+                seen[key] = (path.name, document)

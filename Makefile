@@ -100,7 +100,7 @@ crd: $(VENV)/.installed
 # of its commands) goes to stderr and the render command is not echoed. RENDER_ARGS passes
 # more options, e.g. RENDER_ARGS=--no-owner.
 render:
-	@$(MAKE) --no-print-directory operator-setup >&2
+	@$(MAKE) -s --no-print-directory operator-setup >&2
 	@$(OPERATOR_VENV)/bin/trtserve-operator render -f $(or $(EXAMPLE),examples/resnet50-fp16-s3.yaml) $(RENDER_ARGS)
 
 # Needs a GPU node with Docker and the NVIDIA container toolkit (see docs/converter.md): runs

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import os
 import socket
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -263,15 +265,39 @@ async def serve_metrics(reconciler: Reconciler, port: int) -> web.AppRunner:
     return runner
 
 
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("trtserve")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
+
+
+def settings_help() -> str:
+    """The TRTSERVE_* environment variables of Settings, for ``run --help``."""
+    lines = ["settings (environment variables):"]
+    for name, field in Settings.model_fields.items():
+        default = "none" if field.default is None else repr(field.default)
+        lines.append(f"  TRTSERVE_{name.upper()} (default {default})")
+        if field.description:
+            lines += textwrap.wrap(field.description, 76, initial_indent="      ",
+                                   subsequent_indent="      ")  # fmt: skip
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trtserve-operator",
         description="Serve TensorFlow SavedModels as TF-TRT models on Kubernetes GPUs.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser(
-        "run", help="run the operator against the current kubeconfig or in-cluster"
+        "run",
+        help="run the operator against the current kubeconfig or in-cluster",
+        description="Run the operator against the current kubeconfig or in-cluster.",
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     scope = run.add_mutually_exclusive_group()
     scope.add_argument(
@@ -297,8 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="owner",
         action="store_false",
         help=(
-            "leave out the ownerReferences (their uid exists only in a cluster), to apply "
-            "the output yourself, e.g. from GitOps"
+            "leave out the ownerReferences even for TRTModels read back from a cluster "
+            "(with metadata.uid); without a uid they are always left out"
         ),
     )
 
@@ -436,9 +462,9 @@ def render(
     All or nothing: when a TRTModel is invalid or refused (e.g. an unsupported serving
     image, for which the operator creates no Deployment), or there is no TRTModel at all,
     the problems go to ``err`` one line each, nothing is printed to ``out`` and 1 is
-    returned, so ``render | kubectl apply -f -`` never applies half a file. ``owner=False``
-    leaves out the ownerReferences (their uid only exists in a cluster), for manifests a
-    user applies himself.
+    returned, so ``render | kubectl apply -f -`` never applies half a file. The children are
+    owned by their TRTModel only when it has a ``metadata.uid`` (read back from a cluster)
+    and ``owner`` is True.
     """
     try:
         documents = _read_documents(source, stdin or sys.stdin)
@@ -491,9 +517,14 @@ def render(
     namespaces = dict.fromkeys(target.namespace for target in targets)
     shared = [build_monitoring_configmap(namespace) for namespace in namespaces]
     manifests = [*shared, *manifests, *build_benchmark_jobs(targets, settings)]
-    if not owner:
-        for manifest in manifests:
-            manifest["metadata"].pop("ownerReferences", None)
+    for manifest in manifests:
+        # An ownerReference needs the TRTModel's uid, which only a TRTModel read back from
+        # a cluster has: without it the API server refuses the child (`uid: ""`), so
+        # `render | kubectl apply` would apply half a file. Owners without a uid are left out.
+        metadata = manifest["metadata"]
+        owners = [ref for ref in metadata.pop("ownerReferences", []) if owner and ref.get("uid")]
+        if owners:
+            metadata["ownerReferences"] = owners
     yaml.safe_dump_all(manifests, out, sort_keys=False)
     return 0
 

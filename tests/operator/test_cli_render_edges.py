@@ -120,18 +120,34 @@ def test_no_owner_output_is_applicable() -> None:
         kubernetes_validate.validate(document, "1.36.0", strict=True)
 
 
-def test_default_output_keeps_the_operators_owner_reference() -> None:
+def test_a_trtmodel_without_uid_renders_applicable_children_without_owner() -> None:
+    """A manifest from a file has no uid, and `uid: ""` makes the API server refuse the
+    child after the ConfigMap went in (issue 19, item 9): no ownerReferences then."""
     code, out, err = run_render(EXAMPLE)
     assert code == 0
     documents = list(yaml.safe_load_all(out))
+    assert documents
+    assert all("ownerReferences" not in d["metadata"] for d in documents)
+    assert err == ""
+
+
+def test_a_trtmodel_read_back_from_a_cluster_owns_its_children(tmp_path: Path) -> None:
+    documents = [d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d.get("kind") == "TRTModel"]
+    documents[0]["metadata"]["uid"] = "6f9b2c1e-0000-4000-8000-000000000001"
+    read_back = tmp_path / "read-back.yaml"
+    read_back.write_text(yaml.safe_dump_all(documents))
+    code, out, _ = run_render(read_back)
+    assert code == 0
+    rendered = list(yaml.safe_load_all(out))
     # The namespace's shared monitoring ConfigMap is owned by no model (docs/operator.md).
-    shared = [d for d in documents if d["metadata"]["name"] == "trtserve-monitoring"]
+    shared = [d for d in rendered if d["metadata"]["name"] == "trtserve-monitoring"]
     assert shared
     assert all("ownerReferences" not in d["metadata"] for d in shared)
-    owners = [d["metadata"]["ownerReferences"] for d in documents if d not in shared]
+    owners = [d["metadata"]["ownerReferences"] for d in rendered if d not in shared]
     assert owners
-    assert all(owner[0]["uid"] == "" for owner in owners)
-    assert err == ""
+    assert all(o[0]["uid"] == "6f9b2c1e-0000-4000-8000-000000000001" for o in owners)
+    code, out, _ = run_render(read_back, "", "--no-owner")
+    assert all("ownerReferences" not in d["metadata"] for d in yaml.safe_load_all(out))
 
 
 def test_no_owner_flag_is_parsed(capsys: pytest.CaptureFixture[str]) -> None:
@@ -190,6 +206,8 @@ def test_make_render_prints_only_yaml(tmp_path: Path, setup_needed: bool) -> Non
     documents = list(yaml.safe_load_all(result.stdout))
     assert {doc["kind"] for doc in documents} >= {"Deployment", "Service"}
     assert installed.exists()
+    if not setup_needed:  # no make chatter ("Nothing to be done") either (issue 19, item 9)
+        assert result.stderr == ""
 
 
 def test_render_without_a_converter_image_says_how_to_set_one(
@@ -203,3 +221,14 @@ def test_render_without_a_converter_image_says_how_to_set_one(
     assert "ConverterImageMissing" in captured.err
     assert "TRTSERVE_CONVERTER_IMAGE" in captured.err
     assert "spec.converterImage" in captured.err
+
+
+def test_version_and_the_settings_in_run_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("trtserve-operator 0.1.0")
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    assert "TRTSERVE_CONVERTER_IMAGE (default none)" in text
+    assert "TRTSERVE_NAMESPACES" in text

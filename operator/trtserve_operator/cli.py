@@ -15,7 +15,7 @@ import os
 import socket
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -131,7 +131,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     view = CacheView(caches)
     memo["view"] = view
-    changes = Changes(reconciler, benchmarks, view, retries_of(memo))
+    retries = retries_of(memo)
+    retries.observe(reconciler.metrics.retry_changed)
+    changes = Changes(reconciler, benchmarks, view, retries)
     memo["changes"] = changes
     projectors = build_projectors()
     namespaces = watched_namespaces(memo, operator_settings)
@@ -159,8 +161,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["informers"] = informers
     for informer in informers:
         informer.start()
-    memo["converging"] = asyncio.create_task(
+    converging = asyncio.create_task(
         converge_once_listed(informers, caches, changes), name="converge once listed"
+    )
+    memo["converging"] = converging
+    memo["resync"] = asyncio.create_task(
+        resync_periodically(converging, changes, operator_settings.resync_seconds),
+        name="resync",
     )
     memo["heap_trimmer"] = asyncio.create_task(trim_periodically(HEAP_TRIM_INTERVAL))
     if operator_settings.metrics_port:
@@ -179,6 +186,16 @@ async def converge_once_listed(
         ", ".join(f"{len(cache)} {cache.kind}s" for cache in caches.all()),
         changes.start(),
     )
+
+
+async def resync_periodically(listed: Awaitable[None], changes: Changes, seconds: float) -> None:
+    """Once the first converge has started, every TRTModel again every ``seconds`` (0:
+    never) from the caches, as client-go's resync period: the safety net for anything
+    missed, with no write where the cluster already is as rendered."""
+    await listed
+    while seconds > 0:
+        await asyncio.sleep(seconds)
+        logger.debug("Resync: converging %d TRTModels from the caches", changes.resync())
 
 
 @kopf.on.probe(id="informers")
@@ -200,9 +217,10 @@ async def informers_probe(memo: kopf.Memo, **_: Any) -> dict[str, int | str]:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    converging = memo.get("converging")
-    if isinstance(converging, asyncio.Task):
-        converging.cancel()
+    for name in ("resync", "converging"):
+        task = memo.get(name)
+        if isinstance(task, asyncio.Task):
+            task.cancel()
     for informer in memo.get("informers") or []:
         await informer.stop()
     changes = memo.get("changes")

@@ -72,6 +72,16 @@ class Settings(BaseSettings):
             "sets the pace).",
         ),
     ] = 8
+    resync_seconds: Annotated[
+        float,
+        Field(
+            ge=0,
+            description=(
+                "Every this many seconds every TRTModel is converged again from the caches "
+                "(no write where nothing differs); 0 disables the resync."
+            ),
+        ),
+    ] = 600
     status_interval: Annotated[
         float,
         Field(

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from trtserve_operator.handlers.changes import Changes
-from trtserve_operator.handlers.retries import Retries
+from trtserve_operator.handlers.retries import Backoff, Retries
 from trtserve_operator.handlers.view import Caches, CacheView
 from trtserve_operator.kube.cache import ObjectCache
 from trtserve_operator.kube.errors import TransientError
@@ -103,7 +103,7 @@ def changes_for(fake: FakeReconciler, view: Any = None) -> Changes:
         cast(Reconciler, fake),
         cast(Benchmarks, FakeBenchmarks(fake.calls)),
         cast(CacheView, view if view is not None else CacheView(caches())),
-        Retries(delays=(0.01,)),
+        Retries(Backoff(0.01, 0.01), Backoff(0.01, 0.01)),
     )
 
 
@@ -249,6 +249,31 @@ def test_trtmodels_are_converged_once_every_cache_is_listed_not_before() -> None
         ("benchmark", "ns", "a"),
         ("benchmark", "ns", "b"),
     ])  # fmt: skip
+
+
+def test_the_resync_converges_every_cached_model_again_from_the_cache() -> None:
+    """Issue 15: the periodic resync (TRTSERVE_RESYNC_SECONDS) reconverges every cached
+    TRTModel (no write where nothing differs: the converge compares); before start() it
+    does nothing."""
+
+    async def scenario() -> tuple[list[tuple[Any, ...]], int, int]:
+        fake = FakeReconciler()
+        view = CacheView(caches())
+        changes = changes_for(fake, view)
+        view.caches.trtmodels.put("ns", "a", trtmodel("a"))
+        view.caches.trtmodels.put("ns", "b", trtmodel("b"))
+        before = changes.resync()
+        changes.start()
+        await settle()
+        fake.calls.clear()
+        count = changes.resync()
+        await settle()
+        await changes.close()
+        return fake.calls, before, count
+
+    calls, before, count = asyncio.run(scenario())
+    assert (before, count) == (0, 2)
+    assert sorted(calls) == [("reconverge", "ns", "a"), ("reconverge", "ns", "b")]
 
 
 def test_a_trtmodel_change_converges_it_and_a_deletion_forgets_it() -> None:

@@ -365,11 +365,14 @@ def test_a_child_the_api_server_rejects_is_ready_false_with_its_message_and_one_
     async def scenario() -> None:
         service = reconciler(kube)
         view = View(kube, body)
-        await service.observe(body, view)
+        with pytest.raises(RejectedError):  # so that the caller retries it
+            await service.observe(body, view)
         await settled(service)
         # Later events (the Service changes, a retry) hit the same refusal.
-        await service.child_changed("ns", "m", "Deployment", view)
-        await service.reconverge("ns", "m", view)
+        with pytest.raises(RejectedError):
+            await service.child_changed("ns", "m", "Deployment", view)
+        with pytest.raises(RejectedError):
+            await service.reconverge("ns", "m", view)
         await settled(service)
 
     asyncio.run(scenario())
@@ -391,13 +394,39 @@ def test_other_refusals_are_child_rejected() -> None:
 
     async def scenario() -> None:
         service = reconciler(kube)
-        await service.observe(body, View(kube, body))
+        with pytest.raises(RejectedError):
+            await service.observe(body, View(kube, body))
         await settled(service)
 
     asyncio.run(scenario())
     ready = next(c for c in kube.statuses[0]["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "ChildRejected"
     assert ("create", "Deployment") in kube.calls
+
+
+def test_a_refusal_lifted_later_converges_on_the_retry_without_a_spec_change() -> None:
+    """Issue 15: RBAC granted after the fact. The retry (reconverge, as handlers/follow.py
+    schedules it on a refusal) creates what was refused, with no spec change."""
+    kube = MemoryKube()
+    kube.refuse["Service"] = RejectedError("create services ns/m: 403 Forbidden", code=403)
+    body = trtmodel()
+
+    async def scenario() -> None:
+        service = reconciler(kube)
+        view = View(kube, body)
+        with pytest.raises(RejectedError):
+            await service.observe(body, view)
+        await settled(service)
+        del kube.refuse["Service"]  # the rights are granted
+        await service.reconverge("ns", "m", view)
+        await settled(service)
+
+    asyncio.run(scenario())
+    assert ("Service", "ns", "m") in kube.objects
+    first = next(c for c in kube.statuses[0]["conditions"] if c["type"] == "Ready")
+    last = next(c for c in kube.statuses[-1]["conditions"] if c["type"] == "Ready")
+    assert first["reason"] == "ChildRejected"
+    assert last["reason"] != "ChildRejected"
 
 
 def test_fixing_the_spec_clears_the_refusal() -> None:
@@ -409,7 +438,8 @@ def test_fixing_the_spec_clears_the_refusal() -> None:
 
     async def scenario() -> None:
         service = reconciler(kube)
-        await service.observe(bad, View(kube, bad))
+        with pytest.raises(RejectedError):
+            await service.observe(bad, View(kube, bad))
         await settled(service)
         del kube.refuse["Deployment"]
         await service.observe(good, View(kube, good))
@@ -716,7 +746,8 @@ def test_a_refused_monitoring_configmap_is_ready_false_and_the_children_still_ap
 
     async def scenario() -> None:
         service = reconciler(kube)
-        await service.observe(body, View(kube, body))
+        with pytest.raises(RejectedError):
+            await service.observe(body, View(kube, body))
         await settled(service)
 
     asyncio.run(scenario())

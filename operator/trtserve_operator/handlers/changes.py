@@ -51,6 +51,8 @@ K = TypeVar("K", bound=Hashable)
 
 TRTMODEL = "TRTModel"
 """The reason of a converge that the TRTModel itself changed (the others: a child's kind)."""
+RESYNC = "Resync"
+"""A reason of a converge: the periodic resync (converge again from the caches)."""
 
 
 def _labels(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -146,6 +148,15 @@ class Changes:
         for key in models:
             self._converges.submit(key, TRTMODEL)
             self._steps.submit(key, TRTMODEL)
+        return len(models)
+
+    def resync(self) -> int:
+        """Converge every cached TRTModel again (the periodic resync); the number."""
+        if not self._started:
+            return 0
+        models = list(self._view.caches.trtmodels)
+        for key in models:
+            self._converges.submit(key, RESYNC)
         return len(models)
 
     def trtmodel(
@@ -248,7 +259,9 @@ class Changes:
                 return  # deleted meanwhile
             observe = functools.partial(reconciler.observe, body, view)
             await follow(self._retries, key, observe, retry=retry, what=what)
-        kinds = reasons - {TRTMODEL}
+        if RESYNC in reasons and TRTMODEL not in reasons:
+            await follow(self._retries, key, retry, retry=retry, what=what)
+        kinds = reasons - {TRTMODEL, RESYNC}
         if kinds:
             changed = functools.partial(reconciler.children_changed, namespace, name, kinds, view)
             await follow(self._retries, key, changed, retry=retry, what=what)

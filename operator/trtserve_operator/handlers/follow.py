@@ -1,9 +1,11 @@
 """Run a service call for a change; retry transient API errors.
 
-Nothing retries the informers' callbacks, so transient API errors are retried here with
-backoff, at most one pending retry per key (a TRTModel's converge, its benchmark step).
-Other API errors are logged: the status says what is wrong (a refused child is
-``Ready=False``), and the next change of the TRTModel or its children converges again.
+Nothing retries the informers' callbacks, so failed work is retried here with backoff,
+at most one pending retry per key (a TRTModel's converge, its benchmark step), until it
+succeeds (:mod:`.retries`): transient API errors from 1 s, refusals (a child the API
+server refused: the status says ``Ready=False`` with its message meanwhile) on a slower
+schedule, so a model refused by RBAC converges once the rights are granted, with no
+restart and no spec change.
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ async def follow(
     retry: Callable[[], Awaitable[None]],
     what: str,
 ) -> None:
-    """``await work()``; on a transient error schedule ``retry`` (once per ``key``).
-    ``what`` names the work in the log ("Converging ns/name")."""
+    """``await work()``; when it fails, schedule ``retry`` (once per ``key``) with the
+    backoff of the error. ``what`` names the work in the log ("Converging ns/name")."""
     try:
         await work()
     except TransientError as error:
         logger.warning("%s failed, retrying later: %s", what, error)
-        retries.schedule(key, retry)
+        retries.schedule(key, retry, error)
     except KubeError as error:
-        logger.error("%s failed: %s", what, error)
+        logger.error("%s refused, retrying on the slower schedule: %s", what, error)
+        retries.schedule(key, retry, error)

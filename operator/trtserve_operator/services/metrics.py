@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -42,7 +42,12 @@ _COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         "Failed conversions by the converter's reason, counted once per failure report.",
         ("reason",),
     ),
+    "trtserve_converge_failures_total": (
+        "Converges (and benchmark steps) that failed and were scheduled again, by error class.",
+        ("reason",),
+    ),
 }
+RETRIES_PENDING = "trtserve_retries_pending"
 
 CONVERSION_DURATION = "trtserve_conversion_duration_seconds"
 CONVERSION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
@@ -97,6 +102,11 @@ class Metrics:
             buckets=CONVERSION_BUCKETS,
             registry=self.registry,
         )
+        self._pending = Gauge(
+            RETRIES_PENDING,
+            "Converges and benchmark steps waiting for their next attempt after a failure.",
+            registry=self.registry,
+        )
         self._children: dict[tuple[Any, ...], Counter] = {}
         self._phases: dict[ModelKey, str] = {}
         self.registry.register(_PhaseCollector(self._phases))
@@ -111,6 +121,13 @@ class Metrics:
             counter = self._counters[name]  # KeyError: an undeclared metric is a bug
             child = self._children[key] = counter.labels(**labels) if labels else counter
         child.inc()
+
+    def retry_changed(self, reason: str, pending: int) -> None:
+        """A failure to retry (``reason``: its error class) or the end of a retry loop
+        (``reason`` empty); ``pending``: retries waiting now."""
+        if reason:
+            self.inc("trtserve_converge_failures_total", reason=reason)
+        self._pending.set(pending)
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a counter sample (0 when never incremented)."""

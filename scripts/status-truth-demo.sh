@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# What `kubectl get trtm -o wide` and the conditions say while things change, on a real
+# kube-apiserver + kube-controller-manager (../shared/REAL-CONTROL-PLANE.md; never in CI).
+# There is no kubelet and no scheduler: this script writes the pods' statuses through the
+# pods/status subresource the way a kubelet would (the converter's termination message,
+# readiness, waiting reasons, the scheduler's PodScheduled=False), and the Deployment and
+# ReplicaSet controllers do the rest (surge pod, scaling the old ReplicaSet down).
+#
+#   scripts/status-truth-demo.sh [REALK8S_SH]     (default ../shared/tools/realk8s.sh)
+#
+# Prints each scenario's rows and conditions; docs/operator.md ("Status while things
+# change") has the output of one run. Needs `make setup` (the operator in .venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=/dev/null
+. "${1:-../shared/tools/realk8s.sh}"
+rk_start >/dev/null || exit 1
+trap 'kill "${operator_pid:-0}" 2>/dev/null; rk_stop' EXIT
+rk_grant_operator
+kubectl apply --server-side -f crds/trtmodels.yaml >/dev/null
+kubectl wait --for=condition=Established crd/trtmodels.trtserve.io >/dev/null
+echo "# RBAC: ${RK_RBAC}"
+
+TRTSERVE_CONVERTER_IMAGE=registry.example/trtserve-converter:0.1.0 TRTSERVE_STATUS_INTERVAL=0.2 \
+  KUBECONFIG="$RK_DIR/operator.kubeconfig" .venv/bin/trtserve-operator run -A \
+  >"$RK_DIR/operator.log" 2>&1 &
+operator_pid=$!
+
+NOW() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+report() {  # report REASON EXIT MESSAGE [PRECISION] -> the converter's one-line JSON
+  python3 -c 'import json,sys; r,c,m=sys.argv[1:4]; p=sys.argv[4] if len(sys.argv)>4 else None
+print(json.dumps({"v":1,"result":"Succeeded" if c=="0" else "Failed","reason":r,"exitCode":int(c),"message":m,
+ **({"precision":p} if p else {})}))' "$@"
+}
+template_hash() {
+  kubectl get deploy "$1" -o jsonpath='{.spec.template.metadata.annotations.trtserve\.io/config-hash}'
+}
+pods_of() {  # pods_of MODEL current|old -> pod names of the current (or an older) template
+  local want; want=$(template_hash "$1")
+  kubectl get pods -l "app.kubernetes.io/instance=$1" -o json | python3 -c '
+import json, sys
+want, which = sys.argv[1], sys.argv[2]
+for p in json.load(sys.stdin)["items"]:
+    if p["metadata"].get("deletionTimestamp"):
+        continue
+    current = p["metadata"].get("annotations", {}).get("trtserve.io/config-hash") == want
+    if current == (which == "current"):
+        print(p["metadata"]["name"])' "$want" "$2"
+}
+wait_pods() {  # wait_pods MODEL current|old COUNT
+  local i
+  for i in $(seq 1 60); do [ "$(pods_of "$1" "$2" | wc -l)" -ge "$3" ] && return 0; sleep 0.5; done
+  echo "no $3 $2 pod(s) of $1" >&2; return 1
+}
+kubelet() {  # kubelet POD STATUS_JSON: what the kubelet writes
+  kubectl patch pod "$1" --subresource=status --type=merge -p "$2" >/dev/null
+}
+serving() {  # serving POD REPORT: converter done, TF Serving running and ready
+  local now; now=$(NOW)
+  kubelet "$1" "$(python3 -c 'import json,sys; now,msg=sys.argv[1:3]; print(json.dumps({"status":{
+ "phase":"Running","conditions":[{"type":"PodScheduled","status":"True"},{"type":"Initialized","status":"True"},
+ {"type":"ContainersReady","status":"True"},{"type":"Ready","status":"True","lastTransitionTime":now}],
+ "initContainerStatuses":[{"name":"convert","ready":True,"restartCount":0,"image":"c","imageID":"",
+   "state":{"terminated":{"exitCode":0,"reason":"Completed","message":msg,"startedAt":now,"finishedAt":now}}}],
+ "containerStatuses":[{"name":"serving","ready":True,"restartCount":0,"image":"s","imageID":"",
+   "state":{"running":{"startedAt":now}}}]}}))' "$now" "$2")"
+}
+converting() {
+  kubelet "$1" "$(python3 -c 'import json,sys; now=sys.argv[1]; print(json.dumps({"status":{"phase":"Pending",
+ "conditions":[{"type":"PodScheduled","status":"True"},{"type":"Ready","status":"False"}],
+ "initContainerStatuses":[{"name":"convert","ready":False,"restartCount":0,"image":"c","imageID":"",
+   "state":{"running":{"startedAt":now}}}]}}))' "$(NOW)")"
+}
+converter_failed() {  # converter_failed POD REPORT EXIT: the converter exited non-zero, retrying
+  kubelet "$1" "$(python3 -c 'import json,sys; now,msg,code=sys.argv[1:4]; print(json.dumps({"status":{"phase":"Pending",
+ "conditions":[{"type":"PodScheduled","status":"True"},{"type":"Ready","status":"False"}],
+ "initContainerStatuses":[{"name":"convert","ready":False,"restartCount":2,"image":"c","imageID":"",
+   "state":{"waiting":{"reason":"CrashLoopBackOff","message":"back-off 40s restarting failed container"}},
+   "lastState":{"terminated":{"exitCode":int(code),"reason":"Error","message":msg,"startedAt":now,"finishedAt":now}}}]}}))' \
+   "$(NOW)" "$2" "$3")"
+}
+show() {  # show TITLE MODEL...: the rows and the conditions, once the status has settled
+  sleep 2
+  echo; echo "## $1"; echo '```'
+  kubectl get trtm "${@:2}" -o wide
+  local m
+  for m in "${@:2}"; do
+    kubectl get trtm "$m" -o json | python3 -c '
+import json, sys
+o = json.load(sys.stdin); s = o.get("status", {})
+print(f"{o[\"metadata\"][\"name\"]}: generation {o[\"metadata\"][\"generation\"]}, served {s.get(\"served\", {}).get(\"generation\")} {s.get(\"served\", {}).get(\"precision\")}")
+for c in s.get("conditions", []):
+    print(f"  {c[\"type\"]:<11} {c[\"status\"]:<7} {c[\"reason\"]}: {c[\"message\"]}")'
+  done
+  echo '```'
+}
+model() {  # model NAME PRECISION [REPLICAS] [EXTRA_SPEC_YAML]
+  cat <<EOF | kubectl apply -f - >/dev/null
+apiVersion: trtserve.io/v1alpha1
+kind: TRTModel
+metadata: {name: $1}
+spec:
+  source: {uri: "s3://models/resnet50"}
+  conversion: {precision: $2}
+  serving: {replicas: ${3:-1}}
+${4:-}
+EOF
+}
+
+# --- 1. a spec change before the new pod serves; 2. a failed new revision; completion -------
+model demo FP16
+wait_pods demo current 1
+serving "$(pods_of demo current)" "$(report Succeeded 0 'converted demo to FP16' FP16)"
+show "generation 1 (FP16) serves" demo
+kubectl patch trtm demo --type=merge -p '{"spec":{"conversion":{"precision":"FP32"}}}' >/dev/null
+wait_pods demo current 1
+converting "$(pods_of demo current)"
+show "spec changed to FP32: the new pod converts, the FP16 pod serves" demo
+converter_failed "$(pods_of demo current)" \
+  "$(report AccuracyGateFailed 40 'converted model differs from the original: max abs error 0.31 > atol 0.001: use a higher precision, better calibration data, looser --accuracy-rtol/--accuracy-atol, or --accuracy-min-top1 for a classifier')" 40
+show "the new revision's converter fails (AccuracyGateFailed) while FP16 serves" demo
+serving "$(pods_of demo current)" "$(report Succeeded 0 'converted demo to FP32' FP32)"
+for i in $(seq 1 40); do [ -z "$(pods_of demo old)" ] && break; sleep 0.5; done  # the ReplicaSet controller scales the old one down
+show "the FP32 pod serves, the Deployment controller removed the FP16 pod" demo
+
+# --- 3. scale-out ------------------------------------------------------------------------------
+kubectl scale trtm demo --replicas=2 >/dev/null
+wait_pods demo current 2
+show "kubectl scale --replicas=2: one pod serves, one starts" demo
+
+# --- 4. stuck states -------------------------------------------------------------------------
+model unschedulable FP16
+model image-pull FP16
+model missing-secret FP16
+for m in unschedulable image-pull missing-secret; do wait_pods "$m" current 1; done
+kubelet "$(pods_of unschedulable current)" '{"status":{"phase":"Pending","conditions":[{"type":"PodScheduled","status":"False","reason":"Unschedulable","message":"0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."}]}}'
+kubelet "$(pods_of image-pull current)" '{"status":{"phase":"Pending","conditions":[{"type":"PodScheduled","status":"True"}],"initContainerStatuses":[{"name":"convert","ready":false,"restartCount":0,"image":"c","imageID":"","state":{"waiting":{"reason":"ImagePullBackOff","message":"Back-off pulling image \"registry.example/trtserve-converter:0.1.0\": ErrImagePull: not found"}}}]}}'
+kubelet "$(pods_of missing-secret current)" '{"status":{"phase":"Pending","conditions":[{"type":"PodScheduled","status":"True"}],"initContainerStatuses":[{"name":"convert","ready":false,"restartCount":0,"image":"c","imageID":"","state":{"waiting":{"reason":"CreateContainerConfigError","message":"secret \"s3-credentials\" not found"}}}]}}'
+show "stuck states" unschedulable image-pull missing-secret
+
+# --- 5. the benchmark waits for the generation it measures ----------------------------------
+model bench-native NATIVE
+model bench-fp16 FP16 1 '  benchmark: {baseline: bench-native, concurrency: [1], durationSeconds: 5, warmupSeconds: 1, rounds: 1}'
+for m in bench-native bench-fp16; do
+  wait_pods "$m" current 1
+  serving "$(pods_of "$m" current)" "$(report Succeeded 0 "converted $m")"
+done
+jobs_for() { kubectl get jobs -l app.kubernetes.io/instance=bench-fp16 -o jsonpath='{range .items[*]}{.metadata.annotations.trtserve\.io/benchmark-key}{"\n"}{end}' 2>/dev/null; }
+for i in $(seq 1 40); do [ -n "$(jobs_for)" ] && break; sleep 0.5; done
+echo; echo "## benchmark Jobs of bench-fp16 at generation 1: $(jobs_for | wc -l)"
+kubectl patch trtm bench-fp16 --type=merge -p '{"spec":{"conversion":{"precision":"FP32"}}}' >/dev/null
+wait_pods bench-fp16 current 1
+converting "$(pods_of bench-fp16 current)"
+sleep 3
+echo "## generation 2 converting, generation 1 serving: $(jobs_for | grep -c . || true) benchmark Job(s) (keys: $(jobs_for | tr '\n' ' '))"
+serving "$(pods_of bench-fp16 current)" "$(report Succeeded 0 'converted bench-fp16 to FP32' FP32)"
+for i in $(seq 1 40); do [ -z "$(pods_of bench-fp16 old)" ] && break; sleep 0.5; done
+for i in $(seq 1 40); do [ -n "$(jobs_for)" ] && break; sleep 0.5; done
+echo "## generation 2 serves alone: $(jobs_for | grep -c . || true) benchmark Job(s)"
+kubectl get trtm bench-fp16 -o jsonpath='{.status.benchmark.target}{"\n"}'
+echo; echo "# operator warnings/errors:"; grep -E "WARNING|ERROR" "$RK_DIR/operator.log" | cut -c1-200 | head -10 || true

@@ -87,10 +87,13 @@ show() {  # show TITLE MODEL...: the rows and the conditions, once the status ha
   for m in "${@:2}"; do
     kubectl get trtm "$m" -o json | python3 -c '
 import json, sys
-o = json.load(sys.stdin); s = o.get("status", {})
-print(f"{o[\"metadata\"][\"name\"]}: generation {o[\"metadata\"][\"generation\"]}, served {s.get(\"served\", {}).get(\"generation\")} {s.get(\"served\", {}).get(\"precision\")}")
+o = json.load(sys.stdin)
+s, meta = o.get("status", {}), o["metadata"]
+served = s.get("served") or {}
+print("{}: generation {}, served: generation {} {}".format(
+    meta["name"], meta["generation"], served.get("generation"), served.get("precision")))
 for c in s.get("conditions", []):
-    print(f"  {c[\"type\"]:<11} {c[\"status\"]:<7} {c[\"reason\"]}: {c[\"message\"]}")'
+    print("  {:<11} {:<7} {}: {}".format(c["type"], c["status"], c["reason"], c["message"]))'
   done
   echo '```'
 }
@@ -140,7 +143,7 @@ show "stuck states" unschedulable image-pull missing-secret
 
 # --- 5. the benchmark waits for the generation it measures ----------------------------------
 model bench-native NATIVE
-model bench-fp16 FP16 1 '  benchmark: {baseline: bench-native, concurrency: [1], durationSeconds: 5, warmupSeconds: 1, rounds: 1}'
+model bench-fp16 FP16 1 '  benchmark: {baseline: bench-native, concurrency: [1], durationSeconds: 5, warmupSeconds: 1, rounds: 2}'
 for m in bench-native bench-fp16; do
   wait_pods "$m" current 1
   serving "$(pods_of "$m" current)" "$(report Succeeded 0 "converted $m")"
@@ -159,3 +162,4 @@ for i in $(seq 1 40); do [ -n "$(jobs_for)" ] && break; sleep 0.5; done
 echo "## generation 2 serves alone: $(jobs_for | grep -c . || true) benchmark Job(s)"
 kubectl get trtm bench-fp16 -o jsonpath='{.status.benchmark.target}{"\n"}'
 echo; echo "# operator warnings/errors:"; grep -E "WARNING|ERROR" "$RK_DIR/operator.log" | cut -c1-200 | head -10 || true
+exit 0

@@ -90,7 +90,14 @@ def test_secret_ref_is_env_and_a_read_only_mount_for_the_converter_only() -> Non
         "readOnly": True,
     } in init["volumeMounts"]
     assert "envFrom" not in serving
-    assert {"name": "source-credentials", "secret": {"secretName": "creds"}} in spec["volumes"]
+    # Required through envFrom (no "optional"), optional as a volume: a missing Secret is
+    # the kubelet's `CreateContainerConfigError: secret "creds" not found` in the pod's
+    # status, the model's ContainerConfigError, not PodInitializing forever (issue 19).
+    assert "optional" not in init["envFrom"][0]["secretRef"]
+    assert {
+        "name": "source-credentials",
+        "secret": {"secretName": "creds", "optional": True},
+    } in spec["volumes"]
 
 
 def test_gpu_request_is_the_same_for_converter_and_serving() -> None:

@@ -201,7 +201,17 @@ def _volumes(target: Target, cache: ResolvedCache | None) -> list[dict[str, Any]
         )
     secret_ref = target.spec.source.secret_ref
     if secret_ref is not None:
-        volumes.append({"name": "source-credentials", "secret": {"secretName": secret_ref.name}})
+        # Optional as a volume, required through the converter's envFrom: a missing Secret
+        # then lets the pod start and the kubelet says `CreateContainerConfigError: secret
+        # "x" not found` in the pod's status (the model's Ready reason), where a required
+        # volume would leave every container PodInitializing with the cause in an Event
+        # only. The operator needs no right to read Secrets to tell it (issue 19, item 4).
+        volumes.append(
+            {
+                "name": "source-credentials",
+                "secret": {"secretName": secret_ref.name, "optional": True},
+            }
+        )
     for resolved in (resolved_source(target), resolved_calibration(target)):
         volumes += _uri_volume(resolved)[0]
     return volumes + cache_volumes(cache)[0]

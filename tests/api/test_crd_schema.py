@@ -57,7 +57,12 @@ def test_names_scope_and_version() -> None:
     assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
 
 
-EMBEDDED_CORE = ("spec.serving.tolerations.[]", "spec.serving.env.[]", "spec.serving.affinity")
+EMBEDDED_CORE = (
+    "spec.serving.tolerations.[]",
+    "spec.serving.env.[]",
+    "spec.serving.affinity",
+    "spec.serving.topologySpreadConstraints.[]",
+)
 """Where the core/v1 schemas are inlined (tests/api/test_corev1.py checks them there)."""
 
 
@@ -225,7 +230,7 @@ def test_no_cel_rule_reads_or_sits_in_an_embedded_core_type() -> None:
     for path, node in walk(crd_schema()):
         for rule in node.get("x-kubernetes-validations", []):
             assert not in_embedded_core_type(path), path
-            for name in ("tolerations", "env", "affinity"):
+            for name in ("tolerations", "env", "affinity", "topologySpreadConstraints"):
                 assert name not in rule["rule"], (path, rule["rule"])
 
 

@@ -195,3 +195,55 @@ def test_tolerances_are_rendered_only_when_given() -> None:
     given = build_converter_args(target(conversion={"accuracy": {"rtol": 0.2, "atol": 0.0}}))
     assert "--accuracy-rtol=0.2" in given
     assert "--accuracy-atol=0.0" in given
+
+
+# --- rollouts, scale-down and drains (issue 16) ----------------------------------------------
+
+
+def test_a_stopping_pod_drains_then_gets_the_longest_request_before_it_is_killed() -> None:
+    spec = pod_spec(target())
+    serving = spec["containers"][0]
+    assert serving["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "10"]}}}
+    assert spec["terminationGracePeriodSeconds"] == 10 + 30
+    tuned = pod_spec(target(serving={"drainSeconds": 25, "requestTimeoutSeconds": 120}))
+    assert tuned["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "25"]
+    assert tuned["terminationGracePeriodSeconds"] == 145
+    none = pod_spec(target(serving={"drainSeconds": 0}))
+    assert "lifecycle" not in none["containers"][0]
+    assert none["terminationGracePeriodSeconds"] == 30
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("drainSeconds", 301), ("drainSeconds", -1), ("requestTimeoutSeconds", 0),
+     ("requestTimeoutSeconds", 3601)],
+)  # fmt: skip
+def test_drain_bounds_name_the_field(field: str, value: int) -> None:
+    with pytest.raises(ValueError, match=f"serving.{field}"):
+        target(serving={field: value})
+
+
+def test_replicas_spread_over_nodes_and_zones_by_default_per_revision() -> None:
+    spread = pod_spec(target())["topologySpreadConstraints"]
+    assert [c["topologyKey"] for c in spread] == [
+        "kubernetes.io/hostname",
+        "topology.kubernetes.io/zone",
+    ]
+    for constraint in spread:
+        assert constraint["maxSkew"] == 1
+        assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"  # never blocks scheduling
+        assert constraint["labelSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "m"
+        assert constraint["matchLabelKeys"] == ["pod-template-hash"]
+
+
+def test_the_spread_is_overridable_and_can_be_turned_off() -> None:
+    mine = [{"maxSkew": 2, "topologyKey": "rack", "whenUnsatisfiable": "DoNotSchedule"}]
+    assert (
+        pod_spec(target(serving={"topologySpreadConstraints": mine}))["topologySpreadConstraints"]
+        == mine
+    )
+    assert "topologySpreadConstraints" not in pod_spec(
+        target(serving={"topologySpreadConstraints": []})
+    )
+    with pytest.raises(ValueError, match="whenUnsatisfiable"):
+        target(serving={"topologySpreadConstraints": [{**mine[0], "whenUnsatisfiable": "Maybe"}]})

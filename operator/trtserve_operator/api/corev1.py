@@ -60,6 +60,7 @@ EMBEDDED = {
     "Toleration": "io.k8s.api.core.v1.Toleration",
     "EnvVar": "io.k8s.api.core.v1.EnvVar",
     "Affinity": "io.k8s.api.core.v1.Affinity",
+    "TopologySpreadConstraint": "io.k8s.api.core.v1.TopologySpreadConstraint",
 }
 """Embedded types by short name, with their OpenAPI definition names."""
 
@@ -87,6 +88,12 @@ ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
         "Exists",
         "DoesNotExist",
     ),
+    ("io.k8s.api.core.v1.TopologySpreadConstraint", "whenUnsatisfiable"): (
+        "DoNotSchedule",
+        "ScheduleAnyway",
+    ),
+    ("io.k8s.api.core.v1.TopologySpreadConstraint", "nodeAffinityPolicy"): ("Honor", "Ignore"),
+    ("io.k8s.api.core.v1.TopologySpreadConstraint", "nodeTaintsPolicy"): ("Honor", "Ignore"),
 }
 """Allowed values of enumerated string fields, by (definition, property)."""
 

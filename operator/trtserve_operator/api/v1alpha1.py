@@ -550,6 +550,42 @@ class Serving(ApiModel):
         Annotated[dict[str, Any], CoreType("Affinity")] | None,
         Field(description="Affinity of the serving pods (core/v1 Affinity)."),
     ] = None
+    topology_spread_constraints: Annotated[
+        list[Annotated[dict[str, Any], CoreType("TopologySpreadConstraint")]] | None,
+        Field(
+            max_length=8,
+            description=(
+                "Topology spread of the serving pods (core/v1 TopologySpreadConstraint). "
+                "Unset: across nodes (kubernetes.io/hostname) and zones "
+                "(topology.kubernetes.io/zone), maxSkew 1, ScheduleAnyway, counting the pods "
+                "of one revision only; [] for none."
+            ),
+            json_schema_extra={"x-kubernetes-list-type": "atomic"},
+        ),
+    ] = None
+    drain_seconds: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=300,
+            description=(
+                "Seconds a stopping serving pod keeps serving before it is told to stop "
+                "(a preStop pause), so that Services, kube-proxy, ingresses and meshes stop "
+                "sending it requests first; 0: none."
+            ),
+        ),
+    ] = 10
+    request_timeout_seconds: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=3600,
+            description=(
+                "The longest request deadline of the model's clients: a stopping pod gets "
+                "drainSeconds + this before it is killed (terminationGracePeriodSeconds)."
+            ),
+        ),
+    ] = 30
     batching: Annotated[Batching, Field(description="Server-side batching.")] = Batching()
     extra_args: Annotated[
         list[

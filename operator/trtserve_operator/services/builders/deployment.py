@@ -185,7 +185,36 @@ def build_serving_container(target: Target, image: str) -> dict[str, Any]:
             "failureThreshold": 6,
         },
         "securityContext": container_security_context(),
+        **_drain(target),
     }
+
+
+def _drain(target: Target) -> dict[str, Any]:
+    """A preStop pause of ``drainSeconds``: the pod stays an endpoint-in-removal and keeps
+    serving while the endpoint removal reaches every client. TF Serving ignores SIGTERM
+    (tensorflow/serving#1853), so after the pause it serves its in-flight requests until
+    the kubelet's SIGKILL at the end of terminationGracePeriodSeconds. ``exec sleep``,
+    not the native ``sleep`` action: it works on every supported Kubernetes (the action is
+    beta only from 1.30) and every TF Serving GPU image has ``sleep`` (Ubuntu base)."""
+    seconds = target.spec.serving.drain_seconds
+    if seconds == 0:
+        return {}
+    return {"lifecycle": {"preStop": {"exec": {"command": ["sleep", str(seconds)]}}}}
+
+
+def default_topology_spread(target: Target) -> list[dict[str, Any]]:
+    """Replicas across nodes and zones, best effort, per revision (``pod-template-hash``:
+    a rollout's new pods are spread among themselves, not counted against the old)."""
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector_labels(target)},
+            "matchLabelKeys": ["pod-template-hash"],
+        }
+        for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
+    ]
 
 
 def _volumes(target: Target, cache: ResolvedCache | None) -> list[dict[str, Any]]:
@@ -243,6 +272,12 @@ def build_pod_spec(
         pod["tolerations"] = list(serving.tolerations)
     if serving.affinity:
         pod["affinity"] = dict(serving.affinity)
+    spread = serving.topology_spread_constraints
+    spread = default_topology_spread(target) if spread is None else list(spread)
+    if spread:
+        pod["topologySpreadConstraints"] = spread
+    # The preStop pause counts towards the grace period: drain, then the longest request.
+    pod["terminationGracePeriodSeconds"] = serving.drain_seconds + serving.request_timeout_seconds
     return pod
 
 

@@ -385,6 +385,26 @@ def trtmodel(name: str, namespace: str = "default", **spec: Any) -> dict[str, An
     return body
 
 
+def template_pod(
+    deployment: dict[str, Any], name: str, namespace: str, status: dict[str, Any]
+) -> dict[str, Any]:
+    """A Pod of ``deployment``'s template with ``status``, as the ReplicaSet controller
+    creates it and a kubelet reports it (the emulator runs neither)."""
+    template = deployment["spec"]["template"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": template["metadata"]["labels"],
+            "annotations": template["metadata"]["annotations"],
+        },
+        "spec": template["spec"],
+        "status": status,
+    }
+
+
 def report_serving(cluster: EmulatedCluster, namespace: str, name: str, replicas: int = 1) -> None:
     """What the kubelet and the Deployment controller report once the serving pods of
     ``name`` are up: ``replicas`` pods of the Deployment's template with ``Ready=True``
@@ -392,26 +412,15 @@ def report_serving(cluster: EmulatedCluster, namespace: str, name: str, replicas
     controller, so the test writes both."""
     deployment = cluster.get(f"{DEPLOYMENTS.format(ns=namespace)}/{name}")
     assert deployment is not None, f"no Deployment {namespace}/{name}"
-    template = deployment["spec"]["template"]
+    status = {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "initContainerStatuses": [
+            {"name": "convert", "state": {"terminated": {"exitCode": 0, "message": ""}}}
+        ],
+    }
     for index in range(replicas):
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": f"{name}-serving-{index}",
-                "namespace": namespace,
-                "labels": template["metadata"]["labels"],
-                "annotations": template["metadata"]["annotations"],
-            },
-            "spec": template["spec"],
-            "status": {
-                "phase": "Running",
-                "conditions": [{"type": "Ready", "status": "True"}],
-                "initContainerStatuses": [
-                    {"name": "convert", "state": {"terminated": {"exitCode": 0, "message": ""}}}
-                ],
-            },
-        }
+        pod = template_pod(deployment, f"{name}-serving-{index}", namespace, status)
         cluster.post(PODS.format(ns=namespace), pod)
     counts = {key: replicas for key in ("replicas", "readyReplicas", "availableReplicas")}
     cluster.patch(

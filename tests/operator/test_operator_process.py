@@ -31,6 +31,7 @@ from kmock_cluster import (
     operator_metrics,
     operator_running,
     settle,
+    template_pod,
     trtmodel,
     wait_for,
     writes_about,
@@ -76,19 +77,8 @@ def create_and_wait(cluster: EmulatedCluster, name: str, **spec: Any) -> dict[st
 def serving_pod(
     name: str, deployment: dict[str, Any], init_status: dict[str, Any]
 ) -> dict[str, Any]:
-    template = deployment["spec"]["template"]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": f"{name}-abc12",
-            "namespace": NS,
-            "labels": template["metadata"]["labels"],
-            "annotations": template["metadata"]["annotations"],
-        },
-        "spec": template["spec"],
-        "status": {"phase": "Pending", "initContainerStatuses": [init_status]},
-    }
+    status = {"phase": "Pending", "initContainerStatuses": [init_status]}
+    return template_pod(deployment, f"{name}-abc12", NS, status)
 
 
 def events_for(cluster: EmulatedCluster, name: str) -> list[dict[str, Any]]:

@@ -291,6 +291,8 @@ def test_a_mangled_status_is_rewritten_once() -> None:
 
 
 def test_unsupported_image_never_touches_the_deployment() -> None:
+    """Nor the Service: a refused model with nothing running gets none (no pod would be
+    behind it), and its status shows no endpoint (issue 19, item 9)."""
     kube = MemoryKube()
     body = trtmodel(serving={"image": "tensorflow/serving:2.19.0-gpu"})
 
@@ -301,26 +303,12 @@ def test_unsupported_image_never_touches_the_deployment() -> None:
 
     asyncio.run(scenario())
     assert ("create", "Deployment") not in kube.calls
+    assert ("create", "Service") not in kube.calls
+    assert "endpoint" not in kube.statuses[0]
     assert kube.statuses[0]["phase"] == "Failed"
     assert [(e["type"], e["reason"]) for e in kube.events] == [
         ("Warning", "UnsupportedServingImage")
     ]
-
-
-def test_unsupported_image_gets_no_service_and_no_endpoint() -> None:
-    """A refused model with nothing running gets no Service (no pod would be behind it)
-    and its status shows no endpoint (issue 19, item 9)."""
-    kube = MemoryKube()
-    body = trtmodel(serving={"image": "tensorflow/serving:2.19.0-gpu"})
-
-    async def scenario() -> None:
-        service = reconciler(kube)
-        await service.observe(body, View(kube, body))
-        await settled(service)
-
-    asyncio.run(scenario())
-    assert ("create", "Service") not in kube.calls
-    assert "endpoint" not in kube.statuses[0]
 
 
 def test_without_a_converter_image_nothing_is_rolled_out_and_the_status_says_how() -> None:

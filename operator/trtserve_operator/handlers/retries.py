@@ -81,10 +81,6 @@ class Retries:
     def pending(self, key: Hashable) -> bool:
         return key in self._pending
 
-    @property
-    def pending_count(self) -> int:
-        return len(self._pending)
-
     def schedule(
         self, key: Hashable, work: Callable[[], Awaitable[None]], error: KubeError | None = None
     ) -> None:

@@ -172,24 +172,6 @@ def is_current(pod: Mapping[str, Any], config_hash: str | None) -> bool:
     return bool(annotations.get(HASH_ANNOTATION) == config_hash)
 
 
-def current_pods(
-    pods: Iterable[Mapping[str, Any]], config_hash: str | None
-) -> list[Mapping[str, Any]]:
-    """The pods of the current pod template (by config hash), or all pods when none is.
-
-    Terminating pods are left out: they say nothing about the current state.
-    """
-    alive = [p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")]
-    if config_hash is None:
-        return alive
-    current = [
-        p
-        for p in alive
-        if (p.get("metadata", {}).get("annotations") or {}).get(HASH_ANNOTATION) == config_hash
-    ]
-    return current or alive
-
-
 def combined_conversion(pods: Iterable[Mapping[str, Any]]) -> PodConversion:
     """The most telling stage over ``pods``: failed > converting > succeeded > pending."""
     best = PodConversion(Stage.PENDING, "no serving pod yet")

@@ -322,7 +322,8 @@ class Reconciler:
             async with self._lock(key), self._counting_errors():
                 blocker = state.blocker
                 children = self._children(state, target)
-                rejected, refusal = await self._ensure_monitoring(key, view)
+                # The first child the API server refused, as (error, kind, name).
+                refused = await self._ensure_monitoring(key, view)
                 # A refused spec keeps what runs (a Deployment of an earlier spec and its
                 # Service) but gets nothing new: no Service with no pod behind it.
                 running = view.child(DEPLOYMENTS.kind, *key) is not None
@@ -342,26 +343,25 @@ class Reconciler:
                     except RejectedError as error:
                         logger.error("TRTModel %s/%s: %s", *key, error)
                         self.metrics.inc("trtserve_api_errors_total", error=type(error).__name__)
-                        rejected = rejected or rejection(error, kind, meta["name"])
-                        refusal = refusal or error
+                        refused = refused or (error, kind, meta["name"])
                         continue
                     if step.action is Action.CREATE:
                         state.unseen.add(kind)
                     if step.action is not Action.NOOP:
                         done = "Created" if step.action is Action.CREATE else "Patched"
                         logger.info("%s %s %s/%s", done, kind, key[0], meta["name"])
-                state.rejected = rejected
+                state.rejected = rejection(*refused) if refused else None
                 state.converged = True
         finally:
             self.status_updates.request(key)
-        if refusal is not None:
+        if refused is not None:
             # The status says Ready=False with the server's message; raising lets the
             # caller retry the converge on the refusal schedule (handlers/retries.py).
-            raise refusal
+            raise refused[0]
 
     async def _ensure_monitoring(
         self, key: Key, view: ClusterView
-    ) -> tuple[Blocker | None, RejectedError | None]:
+    ) -> tuple[RejectedError, str, str] | None:
         """The namespace's ``trtserve-monitoring`` ConfigMap, which every serving pod
         mounts: created by the namespace's first converge, not looked at again by the
         others (see :class:`.monitoring.SharedMonitoringConfig`). A refusal is the model's
@@ -371,10 +371,10 @@ class Reconciler:
         except RejectedError as error:
             logger.error("TRTModel %s/%s: %s", *key, error)
             self.metrics.inc("trtserve_api_errors_total", error=type(error).__name__)
-            return rejection(error, "ConfigMap", MONITORING_CONFIGMAP), error
+            return error, "ConfigMap", MONITORING_CONFIGMAP
         if done is not None:
             logger.info("%s in namespace %s", done, key[0])
-        return None, None
+        return None
 
     async def apply(self, step: Step) -> Mapping[str, Any] | None:
         """Carry out one converge step; returns the object as the API returned it."""

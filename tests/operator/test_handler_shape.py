@@ -114,6 +114,37 @@ def test_child_projections_keep_every_field_converging_compares(example: Path) -
                 assert projected["status"] == {"replicas": 1, "readyReplicas": 1}
 
 
+def test_a_deployment_keeps_its_progressing_condition_only_past_the_deadline() -> None:
+    """While a rollout progresses the deployment controller rewrites the Progressing
+    condition's message and times with every pod: cached, each would be a change to look
+    at. Only ProgressDeadlineExceeded is read (the status's RolloutStalled)."""
+    children = rendered(EXAMPLES[0])[0]
+    assert children.deployment is not None
+    served = with_api_defaults(children.deployment)
+    progressing = {
+        "type": "Progressing",
+        "status": "True",
+        "reason": "ReplicaSetUpdated",
+        "message": 'ReplicaSet "m-1" is progressing.',
+        "lastUpdateTime": "t",
+    }
+    served["status"]["conditions"].append(progressing)
+    assert "conditions" not in adapter_projection(served)["status"]
+    progressing.update(
+        status="False",
+        reason="ProgressDeadlineExceeded",
+        message='ReplicaSet "m-2" has timed out progressing.',
+    )
+    assert adapter_projection(served)["status"]["conditions"] == [
+        {
+            "type": "Progressing",
+            "status": "False",
+            "reason": "ProgressDeadlineExceeded",
+            "message": 'ReplicaSet "m-2" has timed out progressing.',
+        }
+    ]
+
+
 def test_the_shared_monitoring_configmap_projection_compares_equal() -> None:
     shared = build_monitoring_configmap("ns")
     projected = adapter_projection(with_api_defaults(shared))

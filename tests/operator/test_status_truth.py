@@ -135,6 +135,48 @@ def test_a_failed_new_revision_while_the_old_one_serves_is_a_stalled_rollout() -
     assert (result.event.warning, result.event.reason) == (True, "RolloutStalled")
 
 
+def test_a_rollout_past_its_progress_deadline_is_stalled_while_the_old_pod_serves() -> None:
+    """The new pod still converts (or loads) when the Deployment passes
+    progressDeadlineSeconds: nothing failed yet, but the rollout will not finish by
+    itself in time. Progressing says so with the controller's message; Ready stays True."""
+    before = served_fp16()
+    pods = [pod(DONE, config_hash="old", ready=True), pod(CONVERTING, config_hash="new")]
+    stalled = deployment()
+    stalled["status"]["conditions"] = [
+        {
+            "type": "Progressing",
+            "status": "False",
+            "reason": "ProgressDeadlineExceeded",
+            "message": 'ReplicaSet "m-2" has timed out progressing.',
+        }
+    ]
+    progressing = compute_status(
+        FP32, deployment=deployment(), pods=pods, previous=before, now=T1, config_hash="new"
+    )
+    assert conditions(progressing)["Progressing"].reason == "RollingOut"
+    result = compute_status(
+        FP32, deployment=stalled, pods=pods, previous=before, now=T1, config_hash="new"
+    )
+    by_type = conditions(result)
+    assert by_type["Ready"].status is ConditionStatus.TRUE
+    assert by_type["Progressing"].status is ConditionStatus.FALSE
+    assert by_type["Progressing"].reason == "RolloutStalled"
+    assert "ProgressDeadlineExceeded" in by_type["Progressing"].message
+    assert 'ReplicaSet "m-2" has timed out progressing.' in by_type["Progressing"].message
+    assert result.event is not None
+    assert (result.event.warning, result.event.reason) == (True, "RolloutStalled")
+    # Once the new revision serves alone, the stale condition does not matter.
+    alone = compute_status(
+        FP32,
+        deployment=stalled,
+        pods=[pod(DONE, config_hash="new", ready=True)],
+        previous=result.status,
+        now=T1,
+        config_hash="new",
+    )
+    assert conditions(alone)["Progressing"].reason == "NewRevisionAvailable"
+
+
 def test_scaling_out_keeps_ready_and_shows_capacity() -> None:
     two = TARGET  # spec.serving.replicas = 2
     first = compute_status(

@@ -7,7 +7,8 @@ A projection keeps only what the operator reads of an object:
   benchmark's record of its run).
 - Deployment, Service, ConfigMap: ``apiVersion``, ``kind``, identity, labels and
   ownerReferences, ``spec``/``data`` whole (converging compares every rendered field with
-  them); of a Deployment's ``status`` only the replica counts.
+  them); of a Deployment's ``status`` only the replica counts and a
+  ``ProgressDeadlineExceeded`` condition.
 - Pod: its name, the annotations asked for (the template hash), deletion, phase, the
   ``PodScheduled=False`` condition and the state of the init containers asked for (the
   converter's report).
@@ -33,6 +34,8 @@ T = TypeVar("T")
 
 CONDITION_KEYS = ("type", "status", "reason", "message")
 INIT_STATUS_KEYS = ("name", "state", "lastState")
+PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+"""The reason of a Deployment's ``Progressing=False`` condition (the deployment controller)."""
 
 
 class ListMeta(msgspec.Struct, rename="camel"):
@@ -100,14 +103,18 @@ class ChildMeta(ObjectMeta):
         }
 
 
-class ReplicaCounts(msgspec.Struct, rename="camel"):
+class DeploymentStatus(msgspec.Struct, rename="camel"):
     replicas: int | None = None
     ready_replicas: int | None = None
     available_replicas: int | None = None
     updated_replicas: int | None = None
+    conditions: list[dict[str, Any]] | None = None
 
-    def picked(self) -> dict[str, int]:
-        return {
+    def picked(self) -> dict[str, Any]:
+        """The replica counts, and the ``Progressing`` condition only once the rollout has
+        passed its progress deadline (``ProgressDeadlineExceeded``): while it progresses
+        that condition's message and times change with every pod, and nothing reads them."""
+        picked: dict[str, Any] = {
             key: value
             for key, value in (
                 ("replicas", self.replicas),
@@ -117,12 +124,20 @@ class ReplicaCounts(msgspec.Struct, rename="camel"):
             )
             if value is not None
         }
+        stalled = [
+            {k: c[k] for k in CONDITION_KEYS if k in c}
+            for c in self.conditions or []
+            if c.get("type") == "Progressing" and c.get("reason") == PROGRESS_DEADLINE_EXCEEDED
+        ]
+        if stalled:
+            picked["conditions"] = stalled
+        return picked
 
 
 class DeploymentWire(msgspec.Struct):
     metadata: ChildMeta = msgspec.field(default_factory=ChildMeta)
     spec: dict[str, Any] | None = None
-    status: ReplicaCounts | None = None
+    status: DeploymentStatus | None = None
 
 
 class ServiceWire(msgspec.Struct):

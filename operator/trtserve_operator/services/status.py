@@ -11,7 +11,8 @@ One model of what is true at once, since during a rollout two things are:
 - **what is being rolled out** (condition ``Progressing``): ``NewRevisionAvailable`` once
   the current generation serves alone, ``RollingOut`` while its pods start, False with
   ``RolloutStalled`` (and the new pods' converter reason or the kubelet's) when it cannot
-  go on by itself, or with the reason the operator refuses the spec.
+  go on by itself or the Deployment passed its progress deadline, or with the reason the
+  operator refuses the spec.
 - ``Converted``: the conversion of the *current* pod template's pods only.
 
 Pure functions: the caller passes the observed objects and the previous status and gets
@@ -64,6 +65,9 @@ MODEL_AVAILABLE = "ModelAvailable"
 NEW_REVISION_AVAILABLE = "NewRevisionAvailable"
 ROLLING_OUT = "RollingOut"
 ROLLOUT_STALLED = "RolloutStalled"
+PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+"""The deployment controller's reason when a rollout passed ``progressDeadlineSeconds``
+(``spec.conversion.timeoutSeconds`` plus a startup budget, see the Deployment builder)."""
 INVALID_SPEC = "InvalidSpec"
 INVALID_CHILD = "InvalidChild"
 """Ready reason when the API server rejected a rendered child as invalid (422)."""
@@ -231,12 +235,28 @@ def _ready(
     )
 
 
+def _deadline_exceeded(deployment: Mapping[str, Any] | None) -> str | None:
+    """The deployment controller's message once the rollout passed
+    ``progressDeadlineSeconds`` (``Progressing=False ProgressDeadlineExceeded``), else None."""
+    conditions = ((deployment or {}).get("status") or {}).get("conditions") or []
+    for condition in conditions:
+        if (
+            condition.get("type") == PROGRESSING
+            and condition.get("status") == ConditionStatus.FALSE.value
+            and condition.get("reason") == PROGRESS_DEADLINE_EXCEEDED
+        ):
+            return str(condition.get("message") or "the rollout timed out")
+    return None
+
+
 def _progressing(
     target: Target,
     view: PodsView,
     served: ServedStatus | None,
     converted: _Verdict,
     blocker: Blocker | None,
+    *,
+    deadline_exceeded: str | None,
 ) -> _Verdict:
     generation = target.generation
     if blocker is not None:
@@ -264,6 +284,15 @@ def _progressing(
         )
     if target.spec.serving.replicas == 0:
         return _Verdict(ConditionStatus.TRUE, NEW_REVISION_AVAILABLE, "scaled to zero")
+    if deadline_exceeded is not None:
+        return _Verdict(
+            ConditionStatus.FALSE,
+            ROLLOUT_STALLED,
+            f"generation {generation}: {PROGRESS_DEADLINE_EXCEEDED} ({deadline_exceeded}); "
+            f"{view.ready_current}/{target.spec.serving.replicas} new pod(s) ready "
+            f"({converted.message or converted.reason})",
+            warning=True,
+        )
     return _Verdict(
         ConditionStatus.TRUE,
         ROLLING_OUT,
@@ -366,7 +395,14 @@ def compute_status(
     verdicts = {
         CONVERTED: converted,
         AVAILABLE: _available(deployment),
-        PROGRESSING: _progressing(target, view, served, converted, blocker),
+        PROGRESSING: _progressing(
+            target,
+            view,
+            served,
+            converted,
+            blocker,
+            deadline_exceeded=_deadline_exceeded(deployment),
+        ),
         READY: _ready(target, view, served, converted, blocker),
     }
     before = {c.type: c for c in (previous.conditions if previous and previous.conditions else [])}

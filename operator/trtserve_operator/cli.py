@@ -46,6 +46,7 @@ from trtserve_operator.kube.projections import (
 from trtserve_operator.kube.resources import (
     CONFIGMAPS,
     DEPLOYMENTS,
+    DISRUPTION_BUDGETS,
     JOBS,
     PODS,
     SERVICES,
@@ -126,6 +127,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         deployments=ObjectCache(DEPLOYMENTS.kind),
         services=ObjectCache(SERVICES.kind),
         configmaps=ObjectCache(CONFIGMAPS.kind),
+        disruption_budgets=ObjectCache(DISRUPTION_BUDGETS.kind),
         pods=ObjectCache(PODS.kind, group_label=LABEL_INSTANCE),
         jobs=ObjectCache(JOBS.kind, group_label=LABEL_INSTANCE),
     )
@@ -154,6 +156,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             (caches.deployments, managed, changes.deployment),
             (caches.services, managed, changes.service),
             (caches.configmaps, managed, changes.configmap),
+            (caches.disruption_budgets, managed, changes.disruption_budget),
             (caches.pods, managed, changes.pod),
             (caches.jobs, label_selector(BENCHMARK_JOB_LABELS), changes.job),
         )
@@ -249,6 +252,7 @@ def build_projectors() -> dict[str, Projector[Any]]:
         DEPLOYMENTS.kind: child_projector(DEPLOYMENTS),
         SERVICES.kind: child_projector(SERVICES),
         CONFIGMAPS.kind: child_projector(CONFIGMAPS),
+        DISRUPTION_BUDGETS.kind: child_projector(DISRUPTION_BUDGETS),
         PODS.kind: PodProjector(
             PODS,
             group_label=LABEL_INSTANCE,

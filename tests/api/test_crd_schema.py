@@ -152,6 +152,7 @@ def test_objects_with_all_children_defaulted_default_to_empty_object() -> None:
         "spec.conversion.accuracy",
         "spec.serving",
         "spec.serving.batching",
+        "spec.serving.disruptionBudget",
     }
 
 

@@ -259,6 +259,23 @@ CASES = [
         rules.GPU_PRODUCT_SELECTOR,
         "spec.serving.gpuProduct",
     ),
+    # spec.serving.disruptionBudget.maxUnavailable (an int-or-string, as the PDB's)
+    *(
+        Case(
+            f"max-unavailable-{value}", {"serving": {"disruptionBudget": {"maxUnavailable": value}}}
+        )
+        for value in (1, 1000, "1%", "25%", "100%")
+    ),
+    Case("disruption-budget-off", {"serving": {"disruptionBudget": {"enabled": False}}}),
+    *(
+        Case(
+            f"max-unavailable-bad-{value}",
+            {"serving": {"disruptionBudget": {"maxUnavailable": value}}},
+            rules.MAX_UNAVAILABLE,
+            "spec.serving.disruptionBudget.maxUnavailable",
+        )
+        for value in (0, -1, 1001, "0%", "101%", "1", "50", "ten")
+    ),
     # metadata.name (rule at the CRD's root; the model names metadata.name)
     Case("name-ok", {"metadata": {"name": "resnet-50"}}),
     Case("name-upper", {"metadata": {"name": "ResNet"}}, rules.METADATA_NAME, "metadata.name"),

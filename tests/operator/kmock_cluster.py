@@ -37,6 +37,7 @@ CONFIGMAPS = "/api/v1/namespaces/{ns}/configmaps"
 PODS = "/api/v1/namespaces/{ns}/pods"
 EVENTS = "/api/v1/namespaces/{ns}/events"
 JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
+PDBS = "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets"
 
 
 class UidAssigningEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
@@ -129,6 +130,9 @@ class EmulatedCluster:
         )
         emulator.resources["batch/v1/jobs"] = info(
             kind="Job", namespaced=True, verbs=verbs, subresources={"status"}
+        )
+        emulator.resources["policy/v1/poddisruptionbudgets"] = info(
+            kind="PodDisruptionBudget", namespaced=True, verbs=verbs, subresources={"status"}
         )
         # kopf's backbone waits for these two in discovery (never listed: scanning is off).
         emulator.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = info(

@@ -247,3 +247,33 @@ def test_the_spread_is_overridable_and_can_be_turned_off() -> None:
     )
     with pytest.raises(ValueError, match="whenUnsatisfiable"):
         target(serving={"topologySpreadConstraints": [{**mine[0], "whenUnsatisfiable": "Maybe"}]})
+
+
+def test_the_disruption_budget_covers_every_revision_and_never_blocks_on_unready_pods() -> None:
+    children = build_children(target(), SETTINGS)
+    budget = children.disruption_budget
+    assert budget is not None
+    assert children.deployment is not None
+    assert budget["kind"] == "PodDisruptionBudget"
+    assert budget["spec"]["maxUnavailable"] == 1
+    # The Service's selector: old and new revisions alike (no pod-template-hash).
+    assert budget["spec"]["selector"]["matchLabels"] == children.service["spec"]["selector"]
+    assert budget["spec"]["selector"] == children.deployment["spec"]["selector"]
+    # Converting, crash-looping or unscheduled pods never hold up a drain.
+    assert budget["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert "minAvailable" not in budget["spec"]
+    assert budget["metadata"]["ownerReferences"][0]["uid"] == "u"
+    # Applied with the Service, before the Deployment; deleted nowhere.
+    wanted = [c["kind"] for c in children.wanted(deployment=True)]
+    assert wanted == ["Service", "PodDisruptionBudget", "Deployment"]
+    assert children.unwanted() == []
+
+
+def test_the_disruption_budget_is_settable_and_turned_off_is_deleted() -> None:
+    half = build_children(target(serving={"disruptionBudget": {"maxUnavailable": "50%"}}), SETTINGS)
+    assert half.disruption_budget is not None
+    assert half.disruption_budget["spec"]["maxUnavailable"] == "50%"
+    off = build_children(target(serving={"disruptionBudget": {"enabled": False}}), SETTINGS)
+    assert off.disruption_budget is None
+    assert "PodDisruptionBudget" not in [c["kind"] for c in off.wanted(deployment=True)]
+    assert off.unwanted() == ["PodDisruptionBudget"]

@@ -93,6 +93,7 @@ def caches() -> Caches:
         deployments=ObjectCache("Deployment"),
         services=ObjectCache("Service"),
         configmaps=ObjectCache("ConfigMap"),
+        disruption_budgets=ObjectCache("PodDisruptionBudget"),
         pods=ObjectCache("Pod", group_label="app.kubernetes.io/instance"),
         jobs=ObjectCache("Job", group_label="app.kubernetes.io/instance"),
     )

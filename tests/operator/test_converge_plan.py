@@ -10,7 +10,7 @@ from builder_inputs import EXAMPLES, SETTINGS, rendered
 from trtserve_operator.api.v1alpha1 import TRTModelSpec
 from trtserve_operator.services.builders import build_children
 from trtserve_operator.services.builders.target import Target
-from trtserve_operator.services.converge import Action, contains, plan
+from trtserve_operator.services.converge import Action, contains, plan, removal
 from trtserve_operator.services.quantities import parse_quantity
 
 
@@ -108,3 +108,15 @@ def rendered_with_resources(requests: dict[str, str], limits: dict[str, str]) ->
     )
     target = Target("m", "ns", spec, uid="u")
     return build_children(target, SETTINGS).deployment
+
+
+def test_an_unwanted_child_is_deleted_only_if_the_model_controls_it() -> None:
+    gone = {"kind": "PodDisruptionBudget", "metadata": {"namespace": "ns", "name": "m"}}
+    ours = {"metadata": {"name": "m", "ownerReferences": [{"uid": "u", "controller": True}]}}
+    assert removal(gone, None, "u").action is Action.NOOP
+    assert removal(gone, ours, "u").action is Action.DELETE
+    assert removal(gone, ours, "other-uid").action is Action.NOOP  # someone else's
+    unowned = {"metadata": {"name": "m"}}
+    assert removal(gone, unowned, "u").action is Action.NOOP
+    going = {"metadata": {**ours["metadata"], "deletionTimestamp": "t"}}
+    assert removal(gone, going, "u").action is Action.NOOP

@@ -47,7 +47,15 @@ def test_kopf_watches_nothing_and_writes_nothing_to_the_objects() -> None:
     activities = {handler.id for handler in registry._activities.get_all_handlers()}
     assert activities == {"login", "startup", "cleanup", "informers"}  # informers: a probe
     informed = {projector.resource.plural for projector in build_projectors().values()}
-    assert informed == {"trtmodels", "deployments", "services", "configmaps", "pods", "jobs"}
+    assert informed == {
+        "trtmodels",
+        "deployments",
+        "services",
+        "configmaps",
+        "poddisruptionbudgets",
+        "pods",
+        "jobs",
+    }
 
 
 def test_kopf_settings_store_and_post_nothing() -> None:

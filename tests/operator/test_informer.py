@@ -377,7 +377,10 @@ def test_nothing_is_converged_before_every_informer_has_listed() -> None:
         configmaps = FakeWatchServer("/api/v1/namespaces/ns/configmaps", "ConfigMap", "v1")
         pods = FakeWatchServer(PODS_PATH, "Pod", "v1")
         jobs = FakeWatchServer("/apis/batch/v1/namespaces/ns/jobs", "Job", "batch/v1")
-        servers = (trtmodels, deployments, services, configmaps, pods, jobs)
+        budgets = FakeWatchServer(
+            "/apis/policy/v1/namespaces/ns/poddisruptionbudgets", "PodDisruptionBudget", "policy/v1"
+        )
+        servers = (trtmodels, deployments, services, configmaps, budgets, pods, jobs)
         async with serving(*servers) as url:
             await deployments.put("d0", spec=spec())
             await services.put("d0", spec={"ports": []})

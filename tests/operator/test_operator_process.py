@@ -23,6 +23,7 @@ from kmock_cluster import (
     DEPLOYMENTS,
     EVENTS,
     MODELS,
+    PDBS,
     PODS,
     SERVICES,
     EmulatedCluster,
@@ -86,16 +87,20 @@ def events_for(cluster: EmulatedCluster, name: str) -> list[dict[str, Any]]:
     return [e for e in listing.get("items", []) if e["involvedObject"]["name"] == name]
 
 
-def test_create_makes_owned_children_and_status_in_three_writes(
+def test_create_makes_owned_children_and_status_in_four_writes(
     cluster: EmulatedCluster, operator: Any
 ) -> None:
     mark = len(cluster.requests())
     deployment = create_and_wait(cluster, "create-m")
     service = cluster.get(f"{SERVICES.format(ns=NS)}/create-m")
     assert service is not None
+    budget = cluster.get(f"{PDBS.format(ns=NS)}/create-m")
+    assert budget is not None
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
     # No batching: no ConfigMap (nothing would read it).
     assert cluster.get(f"{CONFIGMAPS.format(ns=NS)}/create-m-batching") is None
-    for child in (deployment, service):
+    for child in (deployment, service, budget):
         (owner,) = child["metadata"]["ownerReferences"]
         assert owner["kind"] == "TRTModel"
         assert owner["name"] == "create-m"
@@ -118,11 +123,12 @@ def test_create_makes_owned_children_and_status_in_three_writes(
     }  # fmt: skip
     assert all(c["observedGeneration"] == 1 for c in status["conditions"])
     settle(cluster, quiet=1.5)
-    # Deployment, Service, one status write; nothing on the TRTModel's metadata (kopf keeps
-    # no annotations) and no Event (nothing a person acts on happened).
+    # Deployment, Service, PodDisruptionBudget, one status write; nothing on the TRTModel's
+    # metadata (kopf keeps no annotations) and no Event (nothing a person acts on happened).
     assert sorted(writes_about(cluster, "create-m", since=mark)) == [
         "PATCH trtmodels/status",
         "POST deployments",
+        "POST poddisruptionbudgets",
         "POST services",
     ]
     body = cluster.get(model_path("create-m")) or {}
@@ -164,6 +170,43 @@ def test_spec_update_patches_deployment_and_changes_template_hash(
     ]
     assert deployment_patches, "the Deployment must be patched, not re-created"
     wait_for(lambda: status_of(cluster, "update-m").get("observedGeneration") == 2)
+
+
+def test_disruption_budget_follows_the_spec_and_is_deleted_when_turned_off(
+    cluster: EmulatedCluster, operator: Any
+) -> None:
+    """maxUnavailable is patched in place; enabled: false deletes the budget (left behind,
+    it would still limit evictions) with one DELETE, and the deletion's echo writes
+    nothing more."""
+    create_and_wait(cluster, "budget-m")
+    path = f"{PDBS.format(ns=NS)}/budget-m"
+    cluster.patch(
+        model_path("budget-m"),
+        {
+            "metadata": {"generation": 2},
+            "spec": {"serving": {"disruptionBudget": {"maxUnavailable": "50%"}}},
+        },
+    )
+    wait_for(
+        lambda: (cluster.get(path) or {}).get("spec", {}).get("maxUnavailable") == "50%",
+        what="maxUnavailable patched",
+    )
+    settle(cluster, quiet=0.5)
+    mark = len(cluster.requests())
+    cluster.patch(
+        model_path("budget-m"),
+        {
+            "metadata": {"generation": 3},
+            "spec": {"serving": {"disruptionBudget": {"enabled": False}}},
+        },
+    )
+    wait_for(lambda: cluster.get(path) is None, what="budget deleted")
+    settle(cluster, quiet=1.0)
+    child_writes = [
+        w for w in writes_about(cluster, "budget-m", since=mark) if "trtmodels" not in w
+    ]
+    assert child_writes == ["DELETE poddisruptionbudgets"]
+    assert cluster.get(f"{DEPLOYMENTS.format(ns=NS)}/budget-m") is not None
 
 
 def test_deleted_child_is_recreated(cluster: EmulatedCluster, operator: Any) -> None:

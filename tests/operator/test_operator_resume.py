@@ -118,11 +118,25 @@ def test_child_and_pod_watches_carry_the_label_selector(converged: EmulatedClust
         if resource is None or action not in ("LIST", "WATCH"):
             continue
         selector = dict(request.params).get("labelSelector") if request.params else None
-        if resource.plural in ("deployments", "services", "configmaps", "pods"):
+        if resource.plural in (
+            "deployments",
+            "services",
+            "configmaps",
+            "poddisruptionbudgets",
+            "pods",
+        ):
             assert selector == managed, request.url
         elif resource.plural == "jobs":
             assert selector == f"{managed},app.kubernetes.io/component=benchmark", request.url
         else:
             assert selector is None, request.url
         seen[resource.plural] = seen.get(resource.plural, 0) + 1
-    assert set(seen) >= {"trtmodels", "deployments", "services", "configmaps", "pods", "jobs"}
+    assert set(seen) >= {
+        "trtmodels",
+        "deployments",
+        "services",
+        "configmaps",
+        "poddisruptionbudgets",
+        "pods",
+        "jobs",
+    }

@@ -151,6 +151,7 @@ def test_first_converge_is_deployment_service_and_one_status_write() -> None:
         assert kube.writes() == [
             ("create", "ConfigMap"),  # trtserve-monitoring: the namespace's first model
             ("create", "Service"),
+            ("create", "PodDisruptionBudget"),
             ("create", "Deployment"),
             ("status", "TRTModel"),
         ]
@@ -162,6 +163,7 @@ def test_first_converge_is_deployment_service_and_one_status_write() -> None:
     asyncio.run(scenario())
     assert kube.writes() == [
         ("create", "Service"),
+        ("create", "PodDisruptionBudget"),
         ("create", "Deployment"),
         ("status", "TRTModel"),
     ]
@@ -183,6 +185,7 @@ def test_batching_gets_its_configmap_before_the_deployment() -> None:
     creates = [c for c in kube.writes() if c[0] == "create"]
     assert creates == [("create", "ConfigMap")] * 2 + [
         ("create", "Service"),
+        ("create", "PodDisruptionBudget"),
         ("create", "Deployment"),
     ]
     assert ("ConfigMap", "ns", "m-batching") in kube.objects
@@ -258,7 +261,7 @@ def test_stale_cache_conflict_is_resolved_by_reading_the_object() -> None:
 
     asyncio.run(scenario())
     # A new process each time: the monitoring ConfigMap too is read back after its 409.
-    assert [c[0] for c in kube.calls if c[0] in ("create", "get")] == ["create", "get"] * 3
+    assert [c[0] for c in kube.calls if c[0] in ("create", "get")] == ["create", "get"] * 4
     assert not [c for c in kube.calls if c[0] == "patch"]
 
 

@@ -82,7 +82,7 @@ All resources are namespaced: granted cluster-wide (ClusterRole) or per watched 
   resources: ["trtmodels/finalizers"]
   verbs: ["update"]
 # The children of each TRTModel: serving Deployment, gRPC/REST Service, batching ConfigMap
-# (with batching on); and the namespace's shared trtserve-monitoring ConfigMap. The operator's
+# (with batching on), PodDisruptionBudget (below); and the namespace's shared trtserve-monitoring ConfigMap. The operator's
 # informers watch them; the adapter gets, creates and patches them (deletion is left to the garbage
 # collector through the ownerReferences; the shared ConfigMap is owned by no model).
 - apiGroups: ["apps"]
@@ -91,6 +91,12 @@ All resources are namespaced: granted cluster-wide (ClusterRole) or per watched 
 - apiGroups: [""]
   resources: ["services", "configmaps"]
   verbs: ["get", "list", "watch", "create", "patch"]
+# The serving pods' PodDisruptionBudget (spec.serving.disruptionBudget): like the other
+# children, and deleted by the adapter when the TRTModel turns it off (left behind, it would
+# still limit evictions).
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Pods are only read: the converter's termination message (its JSON report) and readiness of
 # serving pods, and the benchmark pod's termination message (trt-bench's JSON summary).
 - apiGroups: [""]

@@ -165,6 +165,20 @@ MANAGED_FLAGS = Rule(
     ),
 )
 
+MAX_UNAVAILABLE_LIMIT = 1000
+"""The largest integer serving.disruptionBudget.maxUnavailable (serving.replicas' maximum)."""
+PERCENT_PATTERN = r"^([1-9][0-9]?|100)%$"
+MAX_UNAVAILABLE = Rule(
+    rule=(
+        f"type(self) == int ? self >= 1 && self <= {MAX_UNAVAILABLE_LIMIT} : "
+        f"self.matches('{PERCENT_PATTERN}')"
+    ),
+    message=(
+        f"maxUnavailable must be a number of pods from 1 to {MAX_UNAVAILABLE_LIMIT} or a "
+        "percentage from 1% to 100% (0 would block every drain; use enabled: false for no budget)"
+    ),
+)
+
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 """The NVIDIA GPU Feature Discovery label that spec.serving.gpuProduct selects on."""
 GPU_PRODUCT_SELECTOR = Rule(

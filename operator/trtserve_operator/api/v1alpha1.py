@@ -22,6 +22,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -475,6 +477,51 @@ class Batching(ApiModel):
         return self
 
 
+def _check_max_unavailable(value: int | str) -> int | str:
+    """rules.MAX_UNAVAILABLE in Python (an int-or-string, as PodDisruptionBudget's)."""
+    if isinstance(value, int):
+        ok = 1 <= value <= rules.MAX_UNAVAILABLE_LIMIT
+    else:
+        ok = re.search(rules.PERCENT_PATTERN, value) is not None
+    if not ok:
+        raise rule_error("", rules.MAX_UNAVAILABLE.message)
+    return value
+
+
+MaxUnavailable = Annotated[
+    # Strict: true is not 1 (the CRD's int-or-string rejects a boolean).
+    Annotated[int, Strict()] | Annotated[str, Strict()],
+    AfterValidator(_check_max_unavailable),
+    # One int-or-string node (a union is not structural): the CEL rule tells the two apart.
+    WithJsonSchema(
+        {
+            "x-kubernetes-int-or-string": True,
+            "description": (
+                "Serving pods an eviction (kubectl drain, a cluster autoscaler) may take "
+                "down at once: a number (1 to 1000) or a percentage of spec.serving.replicas "
+                "rounded up (1% to 100%), so a single replica always stays evictable."
+            ),
+            CEL: [rules.MAX_UNAVAILABLE.to_schema()],
+        }
+    ),
+]
+
+
+class DisruptionBudget(ApiModel):
+    """The serving pods' PodDisruptionBudget (policy/v1), owned by the TRTModel."""
+
+    enabled: Annotated[
+        bool,
+        Field(
+            description=(
+                "Keep a PodDisruptionBudget for the serving pods, so that a drain of the GPU "
+                "nodes evicts them a few at a time; false removes it."
+            )
+        ),
+    ] = True
+    max_unavailable: MaxUnavailable = 1
+
+
 class Serving(ApiModel):
     """How the converted model is served by TensorFlow Serving."""
 
@@ -586,6 +633,17 @@ class Serving(ApiModel):
             ),
         ),
     ] = 30
+    disruption_budget: Annotated[
+        DisruptionBudget,
+        Field(
+            description=(
+                "The PodDisruptionBudget of the serving pods: maxUnavailable 1 by default; "
+                "pods that are not ready (converting, crash-looping) are always evictable "
+                "(unhealthyPodEvictionPolicy: AlwaysAllow), so a stuck rollout never blocks "
+                "a drain."
+            )
+        ),
+    ] = DisruptionBudget()
     batching: Annotated[Batching, Field(description="Server-side batching.")] = Batching()
     extra_args: Annotated[
         list[

@@ -215,9 +215,28 @@ class Changes:
         new: Mapping[str, Any] | None,
         group: str | None = None,
     ) -> None:
+        self._child_changed("Service", namespace, old, new)
+
+    def disruption_budget(
+        self,
+        namespace: str,
+        name: str,
+        old: Mapping[str, Any] | None,
+        new: Mapping[str, Any] | None,
+        group: str | None = None,
+    ) -> None:
+        self._child_changed("PodDisruptionBudget", namespace, old, new)
+
+    def _child_changed(
+        self,
+        kind: str,
+        namespace: str,
+        old: Mapping[str, Any] | None,
+        new: Mapping[str, Any] | None,
+    ) -> None:
         instance = _instance(old, new)
         if instance is not None:
-            self._converges.submit((namespace, instance), "Service")
+            self._converges.submit((namespace, instance), kind)
 
     def configmap(
         self,
@@ -233,9 +252,7 @@ class Changes:
         ):
             self._repairs.submit(namespace, MONITORING_CONFIGMAP)
             return
-        instance = _instance(old, new)
-        if instance is not None:
-            self._converges.submit((namespace, instance), "ConfigMap")
+        self._child_changed("ConfigMap", namespace, old, new)
 
     def pod(
         self,

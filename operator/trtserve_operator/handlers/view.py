@@ -25,6 +25,7 @@ class Caches:
     deployments: ObjectCache
     services: ObjectCache
     configmaps: ObjectCache
+    disruption_budgets: ObjectCache
     pods: ObjectCache
     jobs: ObjectCache
     """Benchmark Jobs, grouped by their TRTModel."""
@@ -35,6 +36,7 @@ class Caches:
             self.deployments,
             self.services,
             self.configmaps,
+            self.disruption_budgets,
             self.pods,
             self.jobs,
         )
@@ -53,6 +55,8 @@ class CacheView:
             return self.caches.services.get(namespace, name)
         if kind == "ConfigMap":
             return self.caches.configmaps.get(namespace, name)
+        if kind == "PodDisruptionBudget":
+            return self.caches.disruption_budgets.get(namespace, name)
         raise KeyError(kind)
 
     def pods(self, namespace: str, instance: str) -> Sequence[Mapping[str, Any]]:

@@ -2,7 +2,8 @@
 
 It covers the adapter (:mod:`trtserve_operator.kube.client`, and its informers in
 :mod:`trtserve_operator.kube.watch`, which list and watch TRTModels, Deployments,
-Services, ConfigMaps, Pods and benchmark Jobs) and kopf as the operator runs it:
+Services, ConfigMaps, PodDisruptionBudgets, Pods and benchmark Jobs) and kopf as the
+operator runs it:
 ``--standalone`` (no peering objects), namespace/CRD scanning disabled, no resource
 handlers (kopf watches nothing), no progress or diff-base storage and no event posting.
 Discovery (``/api``, ``/apis/...``) is a non-resource URL granted to every authenticated
@@ -42,6 +43,9 @@ REQUIRED_PERMISSIONS: frozenset[Permission] = frozenset(
     | _grant("apps", "deployments", "get", "list", "watch", "create", "patch")
     | _grant("", "services", "get", "list", "watch", "create", "patch")
     | _grant("", "configmaps", "get", "list", "watch", "create", "patch")
+    # The serving pods' PodDisruptionBudget: as the other children, and deleted when
+    # spec.serving.disruptionBudget.enabled turns false (left, it would still act).
+    | _grant("policy", "poddisruptionbudgets", "get", "list", "watch", "create", "patch", "delete")
     # Pods are only read (the adapter's informer, and a list for the benchmark Job's pod):
     # the converter's termination message and readiness, trt-bench's JSON summary.
     | _grant("", "pods", "list", "watch")

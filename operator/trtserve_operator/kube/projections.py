@@ -5,10 +5,10 @@ A projection keeps only what the operator reads of an object:
 - TRTModel: identity (name, namespace, uid, generation, deletionTimestamp), ``spec``
   whole (rendered) and ``status`` whole (the previous status after a restart, and the
   benchmark's record of its run).
-- Deployment, Service, ConfigMap: ``apiVersion``, ``kind``, identity, labels and
-  ownerReferences, ``spec``/``data`` whole (converging compares every rendered field with
-  them); of a Deployment's ``status`` only the replica counts and a
-  ``ProgressDeadlineExceeded`` condition.
+- Deployment, Service, ConfigMap, PodDisruptionBudget: ``apiVersion``, ``kind``,
+  identity, labels and ownerReferences, ``spec``/``data`` whole (converging compares
+  every rendered field with them); of a Deployment's ``status`` only the replica counts
+  and a ``ProgressDeadlineExceeded`` condition.
 - Pod: its name, the annotations asked for (the template hash), deletion, phase, the
   ``PodScheduled=False`` condition and the state of the init containers asked for (the
   converter's report).
@@ -145,6 +145,11 @@ class ServiceWire(msgspec.Struct):
     spec: dict[str, Any] | None = None
 
 
+class DisruptionBudgetWire(msgspec.Struct):
+    metadata: ChildMeta = msgspec.field(default_factory=ChildMeta)
+    spec: dict[str, Any] | None = None
+
+
 class ConfigMapWire(msgspec.Struct):
     metadata: ChildMeta = msgspec.field(default_factory=ChildMeta)
     data: dict[str, Any] | None = None
@@ -225,7 +230,8 @@ class Projector(Generic[T]):
 
 
 class ChildProjector(Projector[Any]):
-    """Deployments, Services, ConfigMaps: what converging compares (and replica counts)."""
+    """Deployments, Services, ConfigMaps, PodDisruptionBudgets: what converging compares
+    (and a Deployment's replica counts)."""
 
     def project(self, item: Any) -> Projected:
         meta: ChildMeta = item.metadata
@@ -318,7 +324,12 @@ class PodProjector(GroupedProjector[PodWire]):
 
 
 def child_projector(resource: ApiResource) -> ChildProjector:
-    wire = {"Deployment": DeploymentWire, "Service": ServiceWire, "ConfigMap": ConfigMapWire}
+    wire = {
+        "Deployment": DeploymentWire,
+        "Service": ServiceWire,
+        "ConfigMap": ConfigMapWire,
+        "PodDisruptionBudget": DisruptionBudgetWire,
+    }
     return ChildProjector(resource, wire[resource.kind])
 
 

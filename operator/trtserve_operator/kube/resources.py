@@ -26,7 +26,18 @@ CONFIGMAPS = ApiResource("", "v1", "ConfigMap", "configmaps")
 PODS = ApiResource("", "v1", "Pod", "pods")
 EVENTS = ApiResource("", "v1", "Event", "events")
 JOBS = ApiResource("batch", "v1", "Job", "jobs")
+DISRUPTION_BUDGETS = ApiResource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets")
 
 BY_KIND = {
-    res.kind: res for res in (TRTMODELS, DEPLOYMENTS, SERVICES, CONFIGMAPS, PODS, EVENTS, JOBS)
+    res.kind: res
+    for res in (
+        TRTMODELS,
+        DEPLOYMENTS,
+        SERVICES,
+        CONFIGMAPS,
+        DISRUPTION_BUDGETS,
+        PODS,
+        EVENTS,
+        JOBS,
+    )
 }

@@ -1,5 +1,5 @@
 """Converge one child object: compare the desired manifest with what exists, then
-create, patch or leave it alone.
+create, patch or leave it alone; delete a child that is no longer wanted.
 
 What exists may carry more than the operator rendered (API defaults, a Service's
 clusterIP, other controllers' annotations), so the comparison asks whether every
@@ -23,6 +23,7 @@ MANAGED_METADATA = ("labels", "annotations", "ownerReferences")
 class Action(Enum):
     CREATE = "create"
     PATCH = "patch"
+    DELETE = "delete"
     NOOP = "noop"
 
 
@@ -84,3 +85,20 @@ def plan(desired: Mapping[str, Any], actual: Mapping[str, Any] | None) -> Step:
     # A JSON merge patch replaces lists as a whole, which is what re-asserts containers,
     # volumes and args exactly as rendered.
     return Step(Action.PATCH, desired, wanted)
+
+
+def removal(unwanted: Mapping[str, Any], actual: Mapping[str, Any] | None, owner_uid: str) -> Step:
+    """Delete ``actual`` (a child the spec no longer wants, e.g. a PodDisruptionBudget
+    turned off) if it exists, is not already going away and is controlled by the model
+    ``owner_uid``: an object of that name made by someone else is left alone.
+    ``unwanted`` names it (kind, namespace, name)."""
+    if actual is None:
+        return Step(Action.NOOP, unwanted)
+    metadata = actual.get("metadata", {})
+    controlled = any(
+        ref.get("uid") == owner_uid and ref.get("controller")
+        for ref in metadata.get("ownerReferences") or []
+    )
+    if metadata.get("deletionTimestamp") or not controlled:
+        return Step(Action.NOOP, unwanted)
+    return Step(Action.DELETE, unwanted)

@@ -54,7 +54,7 @@ from trtserve_operator.services.builders import Children, build_children
 from trtserve_operator.services.builders.names import HASH_ANNOTATION, MONITORING_CONFIGMAP
 from trtserve_operator.services.builders.target import Target
 from trtserve_operator.services.coalesce import Coalescer
-from trtserve_operator.services.converge import Action, Step, plan
+from trtserve_operator.services.converge import Action, Step, plan, removal
 from trtserve_operator.services.limits import Priority, WriteLimiter
 from trtserve_operator.services.metrics import Metrics
 from trtserve_operator.services.monitoring import SharedMonitoringConfig
@@ -332,12 +332,8 @@ class Reconciler:
                 )
                 for render in self._renderers:
                     wanted.extend(render(target, self.settings))
-                for desired in wanted:
-                    kind, meta = str(desired["kind"]), desired["metadata"]
-                    actual = view.child(kind, meta["namespace"], meta["name"])
-                    step = plan(desired, actual)
-                    if actual is None and kind in state.unseen:
-                        step = Step(Action.NOOP, desired)  # created a moment ago
+                for step in self._steps(key, state, view, wanted, children.unwanted()):
+                    kind, meta = str(step.desired["kind"]), step.desired["metadata"]
                     try:
                         await self.apply(step)
                     except RejectedError as error:
@@ -348,8 +344,14 @@ class Reconciler:
                     if step.action is Action.CREATE:
                         state.unseen.add(kind)
                     if step.action is not Action.NOOP:
-                        done = "Created" if step.action is Action.CREATE else "Patched"
-                        logger.info("%s %s %s/%s", done, kind, key[0], meta["name"])
+                        done = {Action.CREATE: "Created", Action.DELETE: "Deleted"}
+                        logger.info(
+                            "%s %s %s/%s",
+                            done.get(step.action, "Patched"),
+                            kind,
+                            key[0],
+                            meta["name"],
+                        )
                 state.rejected = rejection(*refused) if refused else None
                 state.converged = True
         finally:
@@ -358,6 +360,29 @@ class Reconciler:
             # The status says Ready=False with the server's message; raising lets the
             # caller retry the converge on the refusal schedule (handlers/retries.py).
             raise refused[0]
+
+    @staticmethod
+    def _steps(
+        key: Key,
+        state: ModelState,
+        view: ClusterView,
+        wanted: Sequence[Mapping[str, Any]],
+        unwanted: Sequence[str],
+    ) -> list[Step]:
+        """What converging does to each child: create, patch or leave alone what is
+        wanted, delete what is not (see :func:`.converge.removal`)."""
+        steps = []
+        for desired in wanted:
+            kind, meta = str(desired["kind"]), desired["metadata"]
+            actual = view.child(kind, meta["namespace"], meta["name"])
+            if actual is None and kind in state.unseen:
+                steps.append(Step(Action.NOOP, desired))  # created a moment ago
+            else:
+                steps.append(plan(desired, actual))
+        for kind in unwanted:
+            gone = {"kind": kind, "metadata": {"namespace": key[0], "name": key[1]}}
+            steps.append(removal(gone, view.child(kind, *key), state.uid))
+        return steps
 
     async def _ensure_monitoring(
         self, key: Key, view: ClusterView
@@ -386,6 +411,10 @@ class Reconciler:
             "trtserve_child_actions_total", kind=resource.kind, action=step.action.value
         )
         if step.action is Action.NOOP:
+            return None
+        if step.action is Action.DELETE:
+            async with self.writes.slot(Priority.CHILD):
+                await self.kube.delete(resource, namespace, name)
             return None
         if step.action is Action.CREATE:
             try:

@@ -14,6 +14,7 @@ from trtserve_operator.services.builders.deployment import (
     converter_image,
     serving_image,
 )
+from trtserve_operator.services.builders.disruption_budget import build_disruption_budget
 from trtserve_operator.services.builders.service import build_service
 from trtserve_operator.services.builders.target import Target
 from trtserve_operator.settings import Settings
@@ -25,6 +26,7 @@ __all__ = [
     "build_benchmark_jobs",
     "build_children",
     "build_deployment",
+    "build_disruption_budget",
     "build_service",
 ]
 
@@ -35,12 +37,15 @@ class Children:
 
     The batching ConfigMap exists only while batching is enabled: nothing else reads it.
     There is no Deployment without a converter image (the model is refused, see
-    ``targets.blocker_for``).
+    ``targets.blocker_for``). The PodDisruptionBudget exists unless
+    ``spec.serving.disruptionBudget.enabled`` is false (then an existing one is deleted:
+    left behind, it would still limit evictions).
     """
 
     configmap: dict[str, Any] | None
     service: dict[str, Any]
     deployment: dict[str, Any] | None
+    disruption_budget: dict[str, Any] | None = None
 
     def all(self) -> list[dict[str, Any]]:
         return self.wanted(deployment=True)
@@ -51,18 +56,27 @@ class Children:
             "ConfigMap": self.configmap,
             "Service": self.service,
             "Deployment": self.deployment,
+            "PodDisruptionBudget": self.disruption_budget,
         }.get(kind)
 
     def wanted(self, *, deployment: bool, service: bool = True) -> list[dict[str, Any]]:
         """The children to apply, in order (the ConfigMap before the Deployment that mounts
         it); without the Deployment when its rollout is refused, and without the Service
-        too when nothing would be behind it."""
+        and the PodDisruptionBudget too when nothing would be behind them."""
         children = [self.configmap] if self.configmap is not None else []
         if service:
             children.append(self.service)
+            if self.disruption_budget is not None:
+                children.append(self.disruption_budget)
         if deployment and self.deployment is not None:
             children.append(self.deployment)
         return children
+
+    def unwanted(self) -> list[str]:
+        """The kinds of child to delete where one exists: a PodDisruptionBudget turned off.
+        (Only kinds whose leftover would still act: a batching ConfigMap left behind is
+        inert, and old pods may still mount it.)"""
+        return ["PodDisruptionBudget"] if self.disruption_budget is None else []
 
 
 def build_children(target: Target, settings: Settings) -> Children:
@@ -72,6 +86,7 @@ def build_children(target: Target, settings: Settings) -> Children:
             build_batching_configmap(target) if target.spec.serving.batching.enabled else None
         ),
         service=build_service(target),
+        disruption_budget=build_disruption_budget(target),
         deployment=(
             build_deployment(
                 target,

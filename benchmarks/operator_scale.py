@@ -296,9 +296,13 @@ class RealCluster(Cluster):
 class Operator:
     """``trtserve-operator run -n <namespace>`` as a child process, optionally profiled."""
 
-    def __init__(self, namespace: str, profile: Path | None = None) -> None:
+    def __init__(self, namespace: str, profile: Path | None = None, *, election: bool) -> None:
         env = dict(os.environ)
         env["TRTSERVE_LOG_LEVEL"] = os.environ.get("BENCH_OPERATOR_LOG_LEVEL", "INFO")
+        # A real API server holds the leader Lease in the benchmark's namespace; kmock has
+        # no PUT or resourceVersion, so there the operator runs as the only replica.
+        env["TRTSERVE_LEADER_ELECTION"] = "true" if election else "false"
+        env["TRTSERVE_LEADER_ELECTION_NAMESPACE"] = namespace
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             env["TRTSERVE_HEALTH_PORT"] = str(probe.getsockname()[1])
@@ -359,7 +363,7 @@ class Operator:
 
 
 def start_operator(cluster: Cluster, profile: Path | None = None) -> Operator:
-    return Operator(cluster.namespace, profile)
+    return Operator(cluster.namespace, profile, election=isinstance(cluster, RealCluster))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -406,7 +410,7 @@ async def startup_cpu(cluster: Cluster) -> float:
     """CPU seconds of an operator that starts with nothing to do, until it is idle: the
     fixed cost (imports, kopf's startup) to subtract from a converge's CPU."""
     empty = Cluster(f"{cluster.namespace}-empty")
-    operator = Operator(empty.namespace)
+    operator = Operator(empty.namespace, election=isinstance(cluster, RealCluster))
     try:
         await wait_operator_idle(cluster, operator.pid)
         return cpu_seconds(operator.pid)

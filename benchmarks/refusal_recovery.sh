@@ -39,7 +39,8 @@ spec:
 YAML
 sleep 2  # the policy reaches the admission plugin
 TRTSERVE_CONVERTER_IMAGE=registry.example/trtserve-converter:0.1.0 \
-  KUBECONFIG="$RK_DIR/operator.kubeconfig" .venv/bin/trtserve-operator run -A \
+  TRTSERVE_LEADER_ELECTION_NAMESPACE=trtserve-system KUBECONFIG="$RK_DIR/operator.kubeconfig" \
+  .venv/bin/trtserve-operator run -A \
   >"$RK_DIR/operator.log" 2>&1 &
 operator_pid=$!
 for i in $(seq 1 "$n"); do

@@ -19,7 +19,8 @@ rk_grant_operator
 kubectl apply --server-side -f crds/trtmodels.yaml >/dev/null
 kubectl wait --for=condition=Established crd/trtmodels.trtserve.io >/dev/null
 TRTSERVE_CONVERTER_IMAGE=registry.example/trtserve-converter:0.1.0 \
-  KUBECONFIG="$RK_DIR/operator.kubeconfig" .venv/bin/trtserve-operator run -A \
+  TRTSERVE_LEADER_ELECTION_NAMESPACE=trtserve-system KUBECONFIG="$RK_DIR/operator.kubeconfig" \
+  .venv/bin/trtserve-operator run -A \
   >"$RK_DIR/operator.log" 2>&1 &
 operator_pid=$!
 kubectl apply -f - >/dev/null <<EOF

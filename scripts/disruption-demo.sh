@@ -47,7 +47,8 @@ done
 echo '```'
 
 TRTSERVE_CONVERTER_IMAGE=registry.example/trtserve-converter:0.1.0 TRTSERVE_STATUS_INTERVAL=0.2 \
-  KUBECONFIG="$RK_DIR/operator.kubeconfig" .venv/bin/trtserve-operator run -A \
+  TRTSERVE_LEADER_ELECTION_NAMESPACE=trtserve-system KUBECONFIG="$RK_DIR/operator.kubeconfig" \
+  .venv/bin/trtserve-operator run -A \
   >"$RK_DIR/operator.log" 2>&1 &
 operator_pid=$!
 

@@ -22,7 +22,8 @@ kubectl wait --for=condition=Established crd/trtmodels.trtserve.io >/dev/null
 echo "# RBAC: ${RK_RBAC}"
 
 TRTSERVE_CONVERTER_IMAGE=registry.example/trtserve-converter:0.1.0 TRTSERVE_STATUS_INTERVAL=0.2 \
-  KUBECONFIG="$RK_DIR/operator.kubeconfig" .venv/bin/trtserve-operator run -A \
+  TRTSERVE_LEADER_ELECTION_NAMESPACE=trtserve-system KUBECONFIG="$RK_DIR/operator.kubeconfig" \
+  .venv/bin/trtserve-operator run -A \
   >"$RK_DIR/operator.log" 2>&1 &
 operator_pid=$!
 

@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 import textwrap
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,13 +30,16 @@ from trtserve_operator.api.v1alpha1 import API_VERSION, KIND
 from trtserve_operator.api.validation import describe_validation_error
 from trtserve_operator.handlers.changes import Changes
 from trtserve_operator.handlers.follow import retries_of
+from trtserve_operator.handlers.leadership import Leadership
 from trtserve_operator.handlers.lifecycle import configure_kopf
 from trtserve_operator.handlers.retries import Retries
 from trtserve_operator.handlers.view import Caches, CacheView
 from trtserve_operator.kube.cache import ObjectCache
 from trtserve_operator.kube.client import Kube, check_reachable
 from trtserve_operator.kube.credentials import Credentials
+from trtserve_operator.kube.election import ElectionConfig, LeaderElector
 from trtserve_operator.kube.errors import ConfigurationError
+from trtserve_operator.kube.fence import AlwaysOpen, Fence
 from trtserve_operator.kube.projections import (
     JobProjector,
     PodProjector,
@@ -117,7 +121,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             "ConverterImageMissing",
             CONVERTER_IMAGE_MISSING,
         )
-    kube = Kube(shared_credentials(memo))
+    fence = Fence() if operator_settings.leader_election else AlwaysOpen()
+    kube = Kube(shared_credentials(memo), fence=fence)
     reconciler = Reconciler(kube, operator_settings)
     memo["reconciler"] = reconciler
     benchmarks = Benchmarks(kube, operator_settings, reconciler.metrics, reconciler.writes)
@@ -137,6 +142,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     retries.observe(reconciler.metrics.retry_changed)
     changes = Changes(reconciler, benchmarks, view, retries)
     memo["changes"] = changes
+    leadership = Leadership(changes, reconciler.metrics)
+    memo["leadership"] = leadership
     projectors = build_projectors()
     namespaces = watched_namespaces(memo, operator_settings)
     managed = label_selector(MANAGED_LABELS)
@@ -165,9 +172,21 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     for informer in informers:
         informer.start()
     converging = asyncio.create_task(
-        converge_once_listed(informers, caches, changes), name="converge once listed"
+        converge_once_listed(informers, caches, leadership), name="converge once listed"
     )
     memo["converging"] = converging
+    if operator_settings.leader_election:
+        elector = LeaderElector(kube, election_config(operator_settings), fence, leadership)
+        memo["elector"] = elector
+        memo["election"] = asyncio.create_task(elector.run(), name="leader election")
+        logger.info(
+            "Leader election on Lease %s/%s as %s",
+            elector.config.namespace,
+            elector.config.name,
+            elector.config.identity,
+        )
+    else:
+        leadership.started_leading()
     memo["resync"] = asyncio.create_task(
         resync_periodically(converging, changes, operator_settings.resync_seconds),
         name="resync",
@@ -178,17 +197,43 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 
 async def converge_once_listed(
-    informers: Sequence[Informer], caches: Caches, changes: Changes
+    informers: Sequence[Informer], caches: Caches, leadership: Leadership
 ) -> None:
     """The barrier: nothing is converged before every informer's first listing is in its
     cache (converging against a cache still listing could create a child that exists);
-    then every TRTModel is."""
+    then every TRTModel is, if this process leads (else once it does)."""
     await asyncio.gather(*(informer.wait_ready() for informer in informers))
+    count = leadership.listed()
     logger.info(
-        "Caches listed (%s); converging %d TRTModels",
+        "Caches listed (%s); %s",
         ", ".join(f"{len(cache)} {cache.kind}s" for cache in caches.all()),
-        changes.start(),
+        f"converging {count} TRTModels" if count is not None else "following, caches warm",
     )
+
+
+def election_config(settings: Settings) -> ElectionConfig:
+    """The Lease, identity and timings of this process's candidacy."""
+    namespace = settings.leader_election_namespace or own_namespace() or "default"
+    prefix = settings.pod_name or socket.gethostname()
+    return ElectionConfig(
+        namespace=namespace,
+        name=settings.leader_election_lease_name,
+        identity=f"{prefix}_{uuid.uuid4().hex[:8]}",
+        lease_duration=settings.leader_election_lease_duration,
+        renew_deadline=settings.leader_election_renew_deadline,
+        retry_period=settings.leader_election_retry_period,
+    )
+
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def own_namespace(path: Path = SERVICE_ACCOUNT_NAMESPACE) -> str | None:
+    """The pod's namespace, as its service account token's mount says (None outside a pod)."""
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
 
 
 async def resync_periodically(listed: Awaitable[None], changes: Changes, seconds: float) -> None:
@@ -218,8 +263,26 @@ async def informers_probe(memo: kopf.Memo, **_: Any) -> dict[str, int | str]:
     }
 
 
+@kopf.on.probe(id="leadership")
+async def leadership_probe(memo: kopf.Memo, **_: Any) -> dict[str, str]:
+    """Part of ``/healthz``: ``leader`` or ``follower`` (both healthy) and the holder seen."""
+    leadership = memo.get("leadership")
+    if not isinstance(leadership, Leadership):
+        return {"role": "starting"}
+    return {"role": leadership.role(), "holder": leadership.holder}
+
+
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    """On SIGTERM: stop writing and hand the lease over first (the follower takes over
+    within about a retry period), then stop the rest."""
+    election = memo.get("election")
+    if isinstance(election, asyncio.Task):
+        election.cancel()
+        await asyncio.gather(election, return_exceptions=True)
+    elector = memo.get("elector")
+    if isinstance(elector, LeaderElector):
+        await elector.release()
     for name in ("resync", "converging"):
         task = memo.get(name)
         if isinstance(task, asyncio.Task):

@@ -9,9 +9,9 @@ the models it cannot serve, instead of pulling a name nobody owns.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from trtserve_operator.api import rules
@@ -112,7 +112,85 @@ class Settings(BaseSettings):
         str, Field(min_length=1, description="Key of the signing Secret that holds the key.")
     ] = "key"
 
-    @field_validator("cache_uri", "cache_secret_name", "cache_signing_secret_name", mode="before")
+    leader_election: Annotated[
+        bool,
+        Field(
+            description=(
+                "Elect one leader among the operator's replicas with a coordination.k8s.io "
+                "Lease; only the leader writes. false: exactly one replica may run."
+            )
+        ),
+    ] = True
+    leader_election_namespace: Annotated[
+        str | None,
+        Field(
+            description=(
+                "Namespace of the leader Lease; default: the pod's own (the service account's "
+                "namespace file), else default."
+            )
+        ),
+    ] = None
+    leader_election_lease_name: Annotated[
+        str, Field(min_length=1, max_length=253, description="Name of the leader Lease.")
+    ] = "trtserve-operator"
+    leader_election_lease_duration: Annotated[
+        float,
+        Field(
+            ge=2,
+            le=3600,
+            description=(
+                "Seconds a follower waits, after it last saw the Lease change, before it "
+                "takes over (client-go's LeaseDuration)."
+            ),
+        ),
+    ] = 15.0
+    leader_election_renew_deadline: Annotated[
+        float,
+        Field(
+            ge=1,
+            le=3600,
+            description=(
+                "Seconds the leader keeps writing without a successful renewal; then it stops "
+                "(client-go's RenewDeadline; shorter than the lease duration)."
+            ),
+        ),
+    ] = 10.0
+    leader_election_retry_period: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=600,
+            description="Seconds between renewals and between a follower's attempts.",
+        ),
+    ] = 2.0
+    pod_name: Annotated[
+        str | None,
+        Field(description="The pod's name (the leader identity's prefix); default: hostname."),
+    ] = None
+
+    @model_validator(mode="after")
+    def _election_timing(self) -> Self:
+        """client-go's checks (with the followers' jitter of 20 %)."""
+        if not self.leader_election_lease_duration > self.leader_election_renew_deadline:
+            raise ValueError(
+                "TRTSERVE_LEADER_ELECTION_LEASE_DURATION must be longer than "
+                "TRTSERVE_LEADER_ELECTION_RENEW_DEADLINE"
+            )
+        if not self.leader_election_renew_deadline > 1.2 * self.leader_election_retry_period:
+            raise ValueError(
+                "TRTSERVE_LEADER_ELECTION_RENEW_DEADLINE must be longer than 1.2 x "
+                "TRTSERVE_LEADER_ELECTION_RETRY_PERIOD"
+            )
+        return self
+
+    @field_validator(
+        "cache_uri",
+        "cache_secret_name",
+        "cache_signing_secret_name",
+        "leader_election_namespace",
+        "pod_name",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

@@ -80,7 +80,17 @@ class Rendered:
 
     @property
     def env(self) -> dict[str, str]:
-        return {item["name"]: item["value"] for item in self.operator_container["env"]}
+        """The operator's environment as the kubelet sets it (downward API fields filled
+        in as the pod ``operator-0`` in the release namespace would have them)."""
+        return {
+            item["name"]: item["value"]
+            if "value" in item
+            else DOWNWARD_API[item["valueFrom"]["fieldRef"]["fieldPath"]]
+            for item in self.operator_container["env"]
+        }
+
+
+DOWNWARD_API = {"metadata.namespace": NAMESPACE, "metadata.name": "operator-0"}
 
 
 def helm_template(

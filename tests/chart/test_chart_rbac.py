@@ -43,9 +43,38 @@ def test_no_wildcards_and_no_resource_names_or_urls(rendered: Rendered) -> None:
                 assert not any("*" in item for item in rule[field]), rule
 
 
+def election() -> set[Triple]:
+    return {
+        (group, resource, verb) for group, resource, verb in permissions.LEADER_ELECTION_PERMISSIONS
+    }
+
+
+def models_roles(rendered: Rendered) -> list[Mapping[str, Any]]:
+    """The Roles of the watched namespaces (not the leader election's)."""
+    return [
+        role
+        for role in rendered.of_kind("Role")
+        if not role["metadata"]["name"].endswith("-leader-election")
+    ]
+
+
 def test_cluster_wide_grants_exactly_what_the_operator_uses(default: Rendered) -> None:
-    assert not default.of_kind("Role")
+    assert not models_roles(default)
     assert granted(default.one("ClusterRole")["rules"]) == required() | CHART_EXTRAS.keys()
+
+
+def test_leases_only_in_the_release_namespace_and_only_what_the_elector_does(
+    rendered: Rendered,
+) -> None:
+    """The leader Lease: get, create, update in the operator's namespace, nowhere else
+    (no cluster-wide lease right, and none in the watched namespaces)."""
+    (role,) = [
+        r for r in rendered.of_kind("Role") if r["metadata"]["name"].endswith("-leader-election")
+    ]
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert granted(role["rules"]) == election()
+    for other in [*rendered.of_kind("ClusterRole"), *models_roles(rendered)]:
+        assert not {r for r in granted(other["rules"]) if r[1] == "leases"}, other["metadata"]
 
 
 def test_namespaced_grants_exactly_what_the_operator_uses_per_namespace(
@@ -55,7 +84,7 @@ def test_namespaced_grants_exactly_what_the_operator_uses_per_namespace(
     # The operator reads no cluster-scoped resource, so nothing is granted cluster-wide.
     assert not namespaced.of_kind("ClusterRole")
     assert not namespaced.of_kind("ClusterRoleBinding")
-    roles = {role["metadata"]["namespace"]: role for role in namespaced.of_kind("Role")}
+    roles = {role["metadata"]["namespace"]: role for role in models_roles(namespaced)}
     assert set(roles) == {"team-a", "team-b"}
     for role in roles.values():
         assert granted(role["rules"]) == required() | CHART_EXTRAS.keys()
@@ -99,7 +128,12 @@ def test_rbac_and_service_account_can_be_left_to_the_admin(helm: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     kinds = {doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc}
-    assert kinds == {"CustomResourceDefinition", "Deployment", "NetworkPolicy"}
+    assert kinds == {
+        "CustomResourceDefinition",
+        "Deployment",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+    }
     assert "serviceAccountName: platform-operator" in result.stdout
 
 

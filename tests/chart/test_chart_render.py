@@ -43,6 +43,13 @@ OPERATOR_ENV = {
     "TRTSERVE_CACHE_SECRET_NAME",
     "TRTSERVE_CACHE_SIGNING_SECRET_NAME",
     "TRTSERVE_CACHE_SIGNING_SECRET_KEY",
+    "TRTSERVE_LEADER_ELECTION",
+    "TRTSERVE_LEADER_ELECTION_NAMESPACE",
+    "TRTSERVE_LEADER_ELECTION_LEASE_NAME",
+    "TRTSERVE_LEADER_ELECTION_LEASE_DURATION",
+    "TRTSERVE_LEADER_ELECTION_RENEW_DEADLINE",
+    "TRTSERVE_LEADER_ELECTION_RETRY_PERIOD",
+    "TRTSERVE_POD_NAME",
 }
 
 
@@ -65,7 +72,10 @@ def test_namespaced_objects_are_in_the_release_or_a_watched_namespace(rendered: 
         if manifest["kind"] in CLUSTER_SCOPED_KINDS:
             assert namespace is None, manifest["kind"]
         elif manifest["kind"] in {"Role", "RoleBinding"}:
-            assert namespace in watched
+            if manifest["metadata"]["name"].endswith("-leader-election"):
+                assert namespace == NAMESPACE  # the Lease: the operator's own namespace
+            else:
+                assert namespace in watched
         elif manifest["kind"] == "PodMonitor":
             assert namespace in {NAMESPACE, "monitoring"}  # podMonitor.namespace
         else:
@@ -77,12 +87,56 @@ def rendered_values_namespaces(rendered: Rendered) -> set[str]:
     return set(value.split(",")) if value else set()
 
 
-def test_exactly_one_operator_replaced_by_recreate(rendered: Rendered) -> None:
+def test_two_replicas_elect_one_writer_and_roll_without_a_gap(rendered: Rendered) -> None:
     spec = rendered.one("Deployment")["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    env = rendered.env
+    assert env["TRTSERVE_LEADER_ELECTION"] == "true"
+    assert env["TRTSERVE_LEADER_ELECTION_NAMESPACE"] == NAMESPACE  # the pod's own
+    assert env["TRTSERVE_POD_NAME"] == "operator-0"
+    assert (
+        env["TRTSERVE_LEADER_ELECTION_LEASE_NAME"]
+        == spec["selector"]["matchLabels"]["app.kubernetes.io/instance"] + "-trtserve"
+    )
     assert rendered.operator_container["command"] == ["trtserve-operator", "run"]
     assert "args" not in rendered.operator_container
+    (spread,) = spec["template"]["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
+    assert spread["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    (budget,) = rendered.of_kind("PodDisruptionBudget")
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"] == spec["selector"]
+
+
+def test_one_replica_still_elects_and_has_no_budget(helm: Path) -> None:
+    """replicas: 1 keeps the Lease, so the old and the new pod of a rolling update never
+    both write; a budget would only block drains."""
+    result = helm_template(helm, "--set", "replicaCount=1")
+    assert result.returncode == 0, result.stderr
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert [d for d in docs if d["kind"] == "Role"]  # the Lease's
+
+
+def test_without_election_exactly_one_operator_replaced_by_recreate(helm: Path) -> None:
+    result = helm_template(helm, "--set", "leaderElection.enabled=false", "--set", "replicaCount=1")
+    assert result.returncode == 0, result.stderr
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert not [d for d in docs if d["kind"] in ("Role", "PodDisruptionBudget")]
+    refused = helm_template(helm, "--set", "leaderElection.enabled=false")
+    assert refused.returncode != 0
+    assert "replicaCount > 1 needs leaderElection.enabled" in refused.stderr
 
 
 def test_restricted_security_context(rendered: Rendered) -> None:
@@ -135,6 +189,13 @@ def test_default_env_values(default: Rendered) -> None:
         "TRTSERVE_CACHE_SECRET_NAME": "",
         "TRTSERVE_CACHE_SIGNING_SECRET_NAME": "",
         "TRTSERVE_CACHE_SIGNING_SECRET_KEY": "key",
+        "TRTSERVE_LEADER_ELECTION": "true",
+        "TRTSERVE_LEADER_ELECTION_NAMESPACE": NAMESPACE,
+        "TRTSERVE_LEADER_ELECTION_LEASE_NAME": "trt-trtserve",
+        "TRTSERVE_LEADER_ELECTION_LEASE_DURATION": "15",
+        "TRTSERVE_LEADER_ELECTION_RENEW_DEADLINE": "10",
+        "TRTSERVE_LEADER_ELECTION_RETRY_PERIOD": "2",
+        "TRTSERVE_POD_NAME": "operator-0",
     }
 
 
@@ -153,6 +214,10 @@ def test_operator_settings_accept_the_rendered_env(
     assert settings.log_level == rendered.env["TRTSERVE_LOG_LEVEL"]
     assert settings.health_port == int(rendered.env["TRTSERVE_HEALTH_PORT"])
     assert settings.metrics_port == int(rendered.env["TRTSERVE_METRICS_PORT"])
+    assert settings.leader_election is True
+    assert settings.leader_election_namespace == NAMESPACE
+    assert settings.leader_election_lease_duration == 15
+    assert settings.pod_name == "operator-0"
 
 
 def test_namespaced_value_set_scopes_the_operator(renders: dict[str, Rendered]) -> None:

@@ -75,6 +75,9 @@ class FakeReconciler:
     def pods_changed(self, namespace: str, instance: str, view: Any) -> None:
         self.calls.append(("status", namespace, instance))
 
+    def reset(self) -> None:
+        self.calls.append(("reset",))
+
 
 class FakeBenchmarks:
     def __init__(self, calls: list[tuple[Any, ...]]) -> None:
@@ -85,6 +88,9 @@ class FakeBenchmarks:
 
     def forget(self, namespace: str, name: str) -> None:
         self.calls.append(("forget benchmark", namespace, name))
+
+    def reset(self) -> None:
+        self.calls.append(("reset benchmarks",))
 
 
 def caches() -> Caches:
@@ -99,13 +105,17 @@ def caches() -> Caches:
     )
 
 
-def changes_for(fake: FakeReconciler, view: Any = None) -> Changes:
-    return Changes(
+def changes_for(fake: FakeReconciler, view: Any = None, *, started: bool = True) -> Changes:
+    """The callbacks of a leader whose caches are listed (``started``), unless not."""
+    changes = Changes(
         cast(Reconciler, fake),
         cast(Benchmarks, FakeBenchmarks(fake.calls)),
         cast(CacheView, view if view is not None else CacheView(caches())),
         Retries(Backoff(0.01, 0.01), Backoff(0.01, 0.01)),
     )
+    if started:
+        changes.start()
+    return changes
 
 
 def trtmodel(name: str, precision: str = "FP16") -> dict[str, Any]:
@@ -196,6 +206,7 @@ def test_a_transient_error_is_retried_with_the_model_as_cached_then() -> None:
 class ModelsView:
     def __init__(self, namespaces: set[str]) -> None:
         self.namespaces = namespaces
+        self.caches = caches()  # no TRTModel cached: start() converges none
 
     def has_models(self, namespace: str) -> bool:
         return namespace in self.namespaces
@@ -230,7 +241,7 @@ def test_trtmodels_are_converged_once_every_cache_is_listed_not_before() -> None
     async def scenario() -> tuple[list[tuple[Any, ...]], int]:
         fake = FakeReconciler()
         view = CacheView(caches())
-        changes = changes_for(fake, view)
+        changes = changes_for(fake, view, started=False)
         view.caches.trtmodels.put("ns", "a", trtmodel("a"))
         changes.trtmodel("ns", "a", None, trtmodel("a"))  # listed or watched before start
         view.caches.trtmodels.put("ns", "b", trtmodel("b", "INT8"))
@@ -260,7 +271,7 @@ def test_the_resync_converges_every_cached_model_again_from_the_cache() -> None:
     async def scenario() -> tuple[list[tuple[Any, ...]], int, int]:
         fake = FakeReconciler()
         view = CacheView(caches())
-        changes = changes_for(fake, view)
+        changes = changes_for(fake, view, started=False)
         view.caches.trtmodels.put("ns", "a", trtmodel("a"))
         view.caches.trtmodels.put("ns", "b", trtmodel("b"))
         before = changes.resync()
@@ -337,3 +348,46 @@ def test_a_model_changed_during_its_converge_is_converged_once_more_as_cached_th
         ("observe", "m", {"precision": "INT8"}),
         ("converge", "ns", "m", ["Service"]),
     ]
+
+
+def test_a_follower_converges_nothing_and_stopping_cancels_the_work_in_flight() -> None:
+    """Issue 15: replicas that do not lead keep their caches warm but act on no change
+    (children, pods, the shared ConfigMap, Jobs, TRTModels). When the leader stops
+    leading, the converge in flight is cancelled, pending retries are dropped and the
+    services forget their models; after start() again everything is converged anew."""
+    shared = {"metadata": {"name": "trtserve-monitoring", "labels": {
+        "app.kubernetes.io/managed-by": "trtserve-operator",
+        "app.kubernetes.io/component": "monitoring-config"}}}  # fmt: skip
+
+    async def scenario() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], bool, int]:
+        fake = FakeReconciler()
+        view = CacheView(caches())
+        view.caches.trtmodels.put("ns", "m", trtmodel("m"))
+        changes = changes_for(fake, view, started=False)
+        changes.deployment("ns", "m", None, deployment())
+        changes.service("ns", "m", None, {"metadata": {"labels": LABELS}, "spec": {}})
+        changes.pod("ns", "m-1", None, {"metadata": {"name": "m-1"}}, "m")
+        changes.configmap("ns", "trtserve-monitoring", shared, None)
+        changes.trtmodel("ns", "m", None, trtmodel("m"))
+        changes.job("ns", "m-bench", None, {"metadata": {"name": "m-bench"}}, "m")
+        await settle()
+        as_follower = list(fake.calls)
+        fake.gate = asyncio.Event()  # the leader's converge hangs (a slow API server)
+        changes.start()
+        await settle()
+        changes._retries.schedule(("benchmark", "ns", "m"), asyncio.Event().wait)
+        changes.stop()
+        await settle()
+        stopped = list(fake.calls)
+        pending = changes._retries.pending(("benchmark", "ns", "m"))
+        fake.gate.set()  # the cancelled converge never goes on
+        await settle()
+        await changes.close()
+        return as_follower, stopped, pending, len(fake.calls) - len(stopped)
+
+    as_follower, stopped, pending, after_stop = asyncio.run(scenario())
+    assert as_follower == []
+    assert after_stop == 0
+    assert ("observe", "m", {"precision": "FP16"}) in stopped
+    assert stopped[-2:] == [("reset",), ("reset benchmarks",)]
+    assert not pending

@@ -45,7 +45,8 @@ def test_kopf_watches_nothing_and_writes_nothing_to_the_objects() -> None:
     ):
         assert handlers.get_all_handlers() == []
     activities = {handler.id for handler in registry._activities.get_all_handlers()}
-    assert activities == {"login", "startup", "cleanup", "informers"}  # informers: a probe
+    # informers, leadership: probes (/healthz)
+    assert activities == {"login", "startup", "cleanup", "informers", "leadership"}
     informed = {projector.resource.plural for projector in build_projectors().values()}
     assert informed == {
         "trtmodels",

@@ -114,3 +114,9 @@ All resources are namespaced: granted cluster-wide (ClusterRole) or per watched 
   resources: ["events"]
   verbs: ["create"]
 {{- end -}}
+
+{{- define "trtserve.leaderElectionRules" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
+{{- end -}}

@@ -98,12 +98,17 @@ class _OneAtATime(Generic[K]):
         finally:
             self._running.pop(key, None)
 
-    async def close(self) -> None:
+    def cancel(self) -> list[asyncio.Task[None]]:
+        """Cancel every task and drop what is pending; the tasks, to wait for."""
         tasks = list(self._running.values())
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self._running.clear()
         self._pending.clear()
+        return tasks
+
+    async def close(self) -> None:
+        await asyncio.gather(*self.cancel(), return_exceptions=True)
 
 
 class Changes:
@@ -149,6 +154,22 @@ class Changes:
             self._converges.submit(key, TRTMODEL)
             self._steps.submit(key, TRTMODEL)
         return len(models)
+
+    def stop(self) -> None:
+        """This process stopped leading: cancel the converges, benchmark steps, repairs,
+        status updates and retries in flight, and forget what the services remembered of
+        the models (another process writes now; :meth:`start` begins again from the
+        caches). Child and pod changes are then ignored like TRTModel changes."""
+        self._started = False
+        for work in (self._converges, self._steps, self._repairs):
+            work.cancel()
+        self._retries.cancel_all()
+        self._reconciler.reset()
+        self._benchmarks.reset()
+
+    @property
+    def started(self) -> bool:
+        return self._started
 
     def resync(self) -> int:
         """Converge every cached TRTModel again (the periodic resync); the number."""
@@ -200,7 +221,7 @@ class Changes:
         group: str | None = None,
     ) -> None:
         instance = _instance(old, new)
-        if instance is None:
+        if instance is None or not self._started:
             return
         if old is not None and new is not None and _same_converged_fields(old, new):
             self._reconciler.pods_changed(namespace, instance, self._view)
@@ -235,7 +256,7 @@ class Changes:
         new: Mapping[str, Any] | None,
     ) -> None:
         instance = _instance(old, new)
-        if instance is not None:
+        if instance is not None and self._started:
             self._converges.submit((namespace, instance), kind)
 
     def configmap(
@@ -250,7 +271,8 @@ class Changes:
             name == MONITORING_CONFIGMAP
             and _labels(old, new).get(LABEL_COMPONENT) == MONITORING_COMPONENT
         ):
-            self._repairs.submit(namespace, MONITORING_CONFIGMAP)
+            if self._started:
+                self._repairs.submit(namespace, MONITORING_CONFIGMAP)
             return
         self._child_changed("ConfigMap", namespace, old, new)
 
@@ -262,7 +284,7 @@ class Changes:
         new: Mapping[str, Any] | None,
         group: str | None = None,
     ) -> None:
-        if group:
+        if group and self._started:
             self._reconciler.pods_changed(namespace, group, self._view)
 
     async def _converge_model(self, key: tuple[str, str], reasons: set[str]) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Hashable
 import kopf
 
 from trtserve_operator.handlers.retries import Retries
-from trtserve_operator.kube.errors import KubeError, TransientError
+from trtserve_operator.kube.errors import FencedError, KubeError, TransientError
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ async def follow(
     backoff of the error. ``what`` names the work in the log ("Converging ns/name")."""
     try:
         await work()
+    except FencedError as error:
+        logger.debug("%s stopped: %s", what, error)  # the leader converges
     except TransientError as error:
         logger.warning("%s failed, retrying later: %s", what, error)
         retries.schedule(key, retry, error)

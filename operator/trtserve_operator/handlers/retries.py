@@ -24,7 +24,7 @@ import random
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 
-from trtserve_operator.kube.errors import KubeError, TransientError
+from trtserve_operator.kube.errors import FencedError, KubeError, TransientError
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ class Retries:
                 await asyncio.sleep(delay)
                 try:
                     await work()
+                except FencedError:
+                    return  # not leading (any more): the leader converges
                 except KubeError as failed:
                     kind = "transient" if isinstance(failed, TransientError) else "refused"
                     error, failures = failed, failures + 1

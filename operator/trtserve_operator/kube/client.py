@@ -2,8 +2,11 @@
 
 One :class:`Kube` (one aiohttp session, one connection pool with keep-alive) is created
 at startup and shared. Writes are ``POST`` (create) and JSON merge patches (``PATCH``);
-the operator never ``PUT``s, so it never overwrites fields that other controllers (HPA,
-the API server's defaults) own. Every HTTP error is translated here, once, into
+the operator never ``PUT``s an object it manages, so it never overwrites fields that other
+controllers (HPA, the API server's defaults) own; only the leader Lease is replaced
+(``PUT`` with its resourceVersion: optimistic concurrency, as client-go's elector does).
+Every write but the Lease's passes the fence first (:mod:`.fence`: only the leader
+writes). Every HTTP error is translated here, once, into
 :mod:`trtserve_operator.kube.errors`.
 
 Why aiohttp and plain JSON instead of a Kubernetes client library: it is the HTTP client
@@ -39,6 +42,8 @@ from trtserve_operator.kube.errors import (
     RejectedError,
     TransientError,
 )
+from trtserve_operator.kube.fence import AlwaysOpen, Fence
+from trtserve_operator.kube.lease import LEASES, LeaseRecord, StoredLease, lease_object
 from trtserve_operator.kube.resources import BY_KIND, EVENTS, PODS, TRTMODELS, ApiResource
 
 FIELD_MANAGER = "trtserve-operator"
@@ -159,8 +164,15 @@ def _now() -> str:
 class Kube:
     """Typed, minimal view of the Kubernetes API used by the operator."""
 
-    def __init__(self, credentials: Credentials, *, timeout: aiohttp.ClientTimeout = TIMEOUT):
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        timeout: aiohttp.ClientTimeout = TIMEOUT,
+        fence: Fence | None = None,
+    ):
         self.credentials = credentials
+        self.fence = fence or AlwaysOpen()
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
         self._tls: tuple[Any, ...] | None = None
@@ -295,8 +307,13 @@ class Kube:
         *,
         obj: Any = None,
         content_type: str = "application/json",
+        fenced: bool = True,
     ) -> dict[str, Any]:
-        """A request whose answer is a JSON object; errors translated."""
+        """A request whose answer is a JSON object; errors translated. A write (any method
+        but GET) is only sent through an open fence, unless ``fenced`` is False (the Lease
+        requests of the elector): :class:`FencedError` otherwise."""
+        if method != "GET" and fenced:
+            self.fence.check(what)
         try:
             status, payload = await self.raw(
                 method,
@@ -432,3 +449,44 @@ class Kube:
         await self._call(
             "POST", collection_path(EVENTS, namespace), f"create events {namespace}", obj=event
         )
+
+    # --- the leader Lease (kube/election.py) -------------------------------------------------
+
+    @staticmethod
+    def _stored_lease(obj: Mapping[str, Any]) -> StoredLease:
+        return StoredLease(
+            LeaseRecord.from_spec(dict(obj.get("spec") or {})),
+            str((obj.get("metadata") or {}).get("resourceVersion") or ""),
+        )
+
+    async def get_lease(self, namespace: str, name: str) -> StoredLease | None:
+        try:
+            obj = await self._call(
+                "GET", object_path(LEASES, namespace, name), f"get leases {namespace}/{name}"
+            )
+        except NotFoundError:
+            return None
+        return self._stored_lease(obj)
+
+    async def create_lease(self, namespace: str, name: str, record: LeaseRecord) -> StoredLease:
+        obj = await self._call(
+            "POST",
+            f"{collection_path(LEASES, namespace)}?fieldManager={FIELD_MANAGER}",
+            f"create leases {namespace}/{name}",
+            obj=lease_object(namespace, name, record),
+            fenced=False,
+        )
+        return self._stored_lease(obj)
+
+    async def update_lease(
+        self, namespace: str, name: str, record: LeaseRecord, resource_version: str
+    ) -> StoredLease:
+        """PUT naming ``resource_version``: a 409 (ConflictError) when anyone wrote since."""
+        obj = await self._call(
+            "PUT",
+            f"{object_path(LEASES, namespace, name)}?fieldManager={FIELD_MANAGER}",
+            f"update leases {namespace}/{name}",
+            obj=lease_object(namespace, name, record, resource_version),
+            fenced=False,
+        )
+        return self._stored_lease(obj)

@@ -30,3 +30,8 @@ class RejectedError(KubeError):
 
 class ConfigurationError(KubeError):
     """No usable Kubernetes configuration: neither in-cluster nor a kubeconfig."""
+
+
+class FencedError(KubeError):
+    """A write refused before it was sent: this process does not hold the leader lease
+    (any more; :mod:`.fence`). Nothing retries it: the leader converges."""

@@ -55,3 +55,10 @@ REQUIRED_PERMISSIONS: frozenset[Permission] = frozenset(
     # Events: the adapter's, for transitions a person acts on (kopf posts none).
     | _grant("", "events", "create")
 )
+
+LEADER_ELECTION_PERMISSIONS: frozenset[Permission] = frozenset(
+    # The leader Lease (kube/election.py), in the operator's own namespace only: followers
+    # get it, the first candidate creates it, holders and successors update it (PUT with
+    # the resourceVersion read). Nothing lists, watches, patches or deletes a Lease.
+    _grant("coordination.k8s.io", "leases", "get", "create", "update")
+)

@@ -192,6 +192,14 @@ class Benchmarks:
         self._locks: dict[ModelKey, asyncio.Lock] = {}
         self._baseline_of: dict[ModelKey, str] = {}
 
+    def reset(self) -> None:
+        """Forget every run (this process stopped leading): the next step of each model
+        reads its status and Jobs from the caches again."""
+        self._written.clear()
+        self._created.clear()
+        self._locks.clear()
+        self._baseline_of.clear()
+
     def forget(self, namespace: str, name: str) -> None:
         """A deleted TRTModel: its Jobs are garbage-collected with it."""
         key = (namespace, name)

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
-from trtserve_operator.kube.errors import KubeError, TransientError
+from trtserve_operator.kube.errors import FencedError, KubeError, TransientError
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,8 @@ class Coalescer(Generic[K]):
             self._running.pop(key, None)
             self.request(key, delay=delay)
             return
+        except FencedError:
+            logger.debug("%s not written: not leading", key)
         except KubeError as error:
             logger.error("%s failed: %s", key, error)
         except Exception:
@@ -99,12 +101,20 @@ class Coalescer(Generic[K]):
         self._last_start.pop(key, None)
         self._failures.pop(key, None)
 
-    async def close(self) -> None:
-        """Cancel everything scheduled and wait for what runs."""
+    def cancel_all(self) -> list[asyncio.Task[None]]:
+        """Cancel everything scheduled and running, forget every key's history; the
+        cancelled tasks, to wait for."""
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
         tasks = list(self._running.values())
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self._running.clear()
+        self._last_start.clear()
+        self._failures.clear()
+        return tasks
+
+    async def close(self) -> None:
+        """Cancel everything scheduled and wait for what runs."""
+        await asyncio.gather(*self.cancel_all(), return_exceptions=True)

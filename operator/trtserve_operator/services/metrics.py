@@ -46,7 +46,12 @@ _COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         "Converges (and benchmark steps) that failed and were scheduled again, by error class.",
         ("reason",),
     ),
+    "trtserve_leader_transitions_total": (
+        "Times this process started (to=leader) or stopped (to=follower) leading.",
+        ("to",),
+    ),
 }
+LEADER = "trtserve_operator_leader"
 RETRIES_PENDING = "trtserve_retries_pending"
 
 CONVERSION_DURATION = "trtserve_conversion_duration_seconds"
@@ -107,6 +112,11 @@ class Metrics:
             "Converges and benchmark steps waiting for their next attempt after a failure.",
             registry=self.registry,
         )
+        self._leader = Gauge(
+            LEADER,
+            "1 while this process holds the leader Lease (the only one that writes), else 0.",
+            registry=self.registry,
+        )
         self._children: dict[tuple[Any, ...], Counter] = {}
         self._phases: dict[ModelKey, str] = {}
         self.registry.register(_PhaseCollector(self._phases))
@@ -129,6 +139,11 @@ class Metrics:
             self.inc("trtserve_converge_failures_total", reason=reason)
         self._pending.set(pending)
 
+    def set_leader(self, leading: bool) -> None:
+        """Leadership changed (or is known at start): the gauge, and a transition."""
+        self._leader.set(1 if leading else 0)
+        self.inc("trtserve_leader_transitions_total", to="leader" if leading else "follower")
+
     def value(self, name: str, **labels: str) -> float:
         """Current value of a counter sample (0 when never incremented)."""
         sample = self.registry.get_sample_value(name, labels or None)
@@ -145,6 +160,10 @@ class Metrics:
 
     def forget_model(self, key: ModelKey) -> None:
         self._phases.pop(key, None)
+
+    def forget_models(self) -> None:
+        """No model is converged here any more (this process stopped leading)."""
+        self._phases.clear()
 
     def observe_status(
         self, key: ModelKey, previous: TRTModelStatus | None, new: TRTModelStatus

@@ -35,6 +35,11 @@ class SharedMonitoringConfig:
         self._applied: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
 
+    def reset(self) -> None:
+        """Compare every namespace's ConfigMap again at its next converge."""
+        self._applied.clear()
+        self._locks.clear()
+
     def forget(self, namespace: str) -> None:
         """The ConfigMap changed or was deleted: compare it again on the next converge."""
         self._applied.discard(namespace)

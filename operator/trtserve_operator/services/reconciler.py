@@ -245,6 +245,16 @@ class Reconciler:
         self.status_updates.forget(key)
         self.metrics.forget_model(key)
 
+    def reset(self) -> None:
+        """Forget every model and cancel the status updates (this process stopped leading:
+        what it wrote is no longer known to be what is stored). Their next converge
+        starts from the caches, as after a restart."""
+        self.status_updates.cancel_all()
+        self._models.clear()
+        self._locks.clear()
+        self.monitoring.reset()
+        self.metrics.forget_models()
+
     async def close(self) -> None:
         await self.status_updates.close()
 

@@ -4,7 +4,7 @@
 A benchmark measures the client as well as the server; this one measures the client
 alone. It starts a do-nothing TF Serving stand-in (a grpc.aio server with TF Serving's
 PredictionService/ModelService, answering every Predict with an empty response at once)
-in its own process, runs `python -m trtserve_converter.bench` against it in another one,
+in its own process, runs `python -m trtserve_bench` against it in another one,
 and prints QPS, p50/p99 and the client's event-loop CPU per concurrency level. When a
 real model's QPS comes close to these numbers, the A/B Job needs more CPU (or the
 measurement is the client's, not the server's): trt-bench warns above 90 % loop CPU.
@@ -41,7 +41,7 @@ async def serve(dims: list[int], port_file: Path) -> None:
     import grpc.aio
 
     sys.path.insert(0, str(REPO_ROOT / "converter"))
-    from trtserve_converter.bench import protos
+    from trtserve_bench import protos
 
     p = protos.load()
     signature_map = p.get_model_metadata_pb2.SignatureDefMap()
@@ -101,7 +101,7 @@ def main() -> int:
         endpoint = f"127.0.0.1:{port_file.read_text()}"
         result = subprocess.run(
             [
-                sys.executable, "-m", "trtserve_converter.bench", "--endpoint", endpoint,
+                sys.executable, "-m", "trtserve_bench", "--endpoint", endpoint,
                 "--model-name", "noop", "--concurrency", args.levels, "--duration-seconds",
                 str(args.duration), "--warmup-seconds", "1", "--rounds", "2", "--json",
                 "--max-error-rate", "1",

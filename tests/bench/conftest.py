@@ -72,7 +72,7 @@ class BenchRun:
 @pytest.fixture
 def run_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., BenchRun]:
     """Run trt-bench in-process with --json and --report-path; both must agree."""
-    from trtserve_converter.bench.cli import main
+    from trtserve_bench.cli import main
 
     def run(*args: str) -> BenchRun:
         report = tmp_path / f"summary-{len(list(tmp_path.glob('summary-*')))}.json"

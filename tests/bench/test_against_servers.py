@@ -309,13 +309,13 @@ def test_baseline_with_another_model_name(serve: Serve, run_bench: RunBench) -> 
 
 
 def test_the_console_script_in_its_own_process(serve: Serve, tmp_path: Path) -> None:
-    """`python -m trtserve_converter.bench` as the Job runs it: a process without the
+    """`python -m trtserve_bench` as the Job runs it: a process without the
     TensorFlow runtime (protos.py's path), summary on stdout and in --report-path."""
     server = serve(latency=lambda i: 0.002)
     report = tmp_path / "termination-log"
     result = subprocess.run(
         [
-            sys.executable, "-m", "trtserve_converter.bench", "--endpoint", server.address,
+            sys.executable, "-m", "trtserve_bench", "--endpoint", server.address,
             "--model-name", MODEL_NAME, "--concurrency", "1,2", "--json",
             "--report-path", str(report), "--log-level", "INFO", "--log-format", "json", *FAST,
         ],

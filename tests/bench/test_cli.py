@@ -10,9 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from trtserve_converter.bench.cli import build_parser, env_name, main, parse_args
-from trtserve_converter.bench.errors import ALL_ERRORS, InvalidArguments, exit_codes
+from trtserve_bench.cli import build_parser, env_name, main, parse_args
+from trtserve_bench.errors import ALL_ERRORS, InvalidArguments, exit_codes
 
 from .conftest import BenchRun
 
@@ -131,7 +130,7 @@ def test_a_bad_environment_value_names_the_variable() -> None:
 def test_help_is_instant_and_imports_neither_grpc_nor_tensorflow() -> None:
     script = (
         "import sys\n"
-        "from trtserve_converter.bench.cli import main\n"
+        "from trtserve_bench.cli import main\n"
         "assert main(['--help']) == 0\n"
         "assert main(['--model-name', 'm']) == 2\n"
         "heavy = ('grpc', 'tensorflow', 'tensorflow_serving', 'aiohttp')\n"

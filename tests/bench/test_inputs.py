@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from trtserve_converter.bench import protos
-from trtserve_converter.bench.errors import InvalidInputs, SignatureNotFound
-from trtserve_converter.bench.inputs import (
+from trtserve_bench import protos
+from trtserve_bench.errors import InvalidInputs, SignatureNotFound
+from trtserve_bench.inputs import (
     NUMPY_DTYPES,
     InputSpec,
     check_compatible,
@@ -167,7 +166,7 @@ def test_protos_load_without_starting_tensorflow() -> None:
     script = (
         "import sys, time\n"
         "start = time.perf_counter()\n"
-        "from trtserve_converter.bench import protos\n"
+        "from trtserve_bench import protos\n"
         "loaded = protos.load()\n"
         "seconds = time.perf_counter() - start\n"
         "assert 'tensorflow.python' not in sys.modules, 'the TF runtime was imported'\n"

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-
-from trtserve_converter.bench.stats import (
+from trtserve_bench.stats import (
     Round,
     change_percent,
     compare,

@@ -9,12 +9,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
-from trtserve_converter.bench.display import print_result
-from trtserve_converter.bench.errors import ErrorRateExceeded
-from trtserve_converter.bench.runner import EndpointRun, Plan, RunState
-from trtserve_converter.bench.stats import Round, level_stats
-from trtserve_converter.bench.summary import MAX_SUMMARY_BYTES, build_summary, render
+from trtserve_bench.display import print_result
+from trtserve_bench.errors import ErrorRateExceeded
+from trtserve_bench.runner import EndpointRun, Plan, RunState
+from trtserve_bench.stats import Round, level_stats
+from trtserve_bench.summary import MAX_SUMMARY_BYTES, build_summary, render
 
 LEVEL_KEYS = {"concurrency", "requests", "errors", "qps", "p50Ms", "p90Ms", "p99Ms", "maxMs"}
 COMPARISON_KEYS = {

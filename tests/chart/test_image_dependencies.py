@@ -22,9 +22,11 @@ from lock_support import read_lock
 IMAGES = {
     "operator": ("operator/trtserve_operator", "operator"),
     "converter": ("converter/trtserve_converter", "converter"),
+    # trt-bench ships in the converter image (Dockerfile.converter copies bench/).
+    "converter (trt-bench)": ("bench/trtserve_bench", "converter"),
 }
 STANDS_IN_FOR = {"tensorflow-cpu": "tensorflow"}
-OWN_PACKAGES = {"trtserve_operator", "trtserve_converter"}
+OWN_PACKAGES = {"trtserve_operator", "trtserve_converter", "trtserve_bench"}
 
 
 def normalize(name: str) -> str:

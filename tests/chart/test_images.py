@@ -109,7 +109,7 @@ def test_operator_image_is_multi_stage_and_has_no_tensorflow() -> None:
     instructions = parse(OPERATOR)
     assert max(instruction.stage for instruction in instructions) >= 1
     copies = [i.arguments for i in instructions if i.keyword == "COPY"]
-    assert not any("converter" in copy for copy in copies)
+    assert not any("converter" in copy or "bench/" in copy for copy in copies)
     installs = " ".join(i.arguments for i in instructions if "pip install" in i.arguments)
     assert "-r requirements/operator.txt" in installs
     assert "tensorflow" not in installs.lower()
@@ -182,3 +182,11 @@ def test_versions_doc_states_the_pins() -> None:
     doc = VERSIONS_DOC.read_text()
     for pin in (TENSORRT_DEB, "8.9.4.25", "nvidia/cuda:12.2.0-base-ubuntu20.04", "2.17.1-gpu"):
         assert pin in doc, pin
+
+
+def test_the_converter_image_ships_trt_bench_too() -> None:
+    """trt-bench is its own package (bench/trtserve_bench) but runs in the converter image
+    (the operator's benchmark Job uses that image)."""
+    copies = [i.arguments for i in parse(CONVERTER) if i.keyword == "COPY"]
+    assert "bench/ bench/" in copies
+    assert "converter/ converter/" in copies

@@ -1,7 +1,7 @@
 """Both sides of docs/bench.md: the benchmark Job's arguments mean to ``trt-bench`` what
 spec.benchmark says, and what ``trt-bench`` writes reads back as status.benchmark.
 
-Skipped where the converter package has no ``trtserve_converter.bench`` (the load generator
+Skipped where the converter package has no ``trtserve_bench`` (the load generator
 is developed alongside); once it is there, a renamed flag, a changed exit code or a
 summary the operator cannot read fails here.
 """
@@ -21,9 +21,9 @@ from trtserve_operator.services.bench_report import EXIT_REASONS, parse_summary,
 from trtserve_operator.services.builders.benchmark_job import BenchmarkRun, build_bench_args
 from trtserve_operator.services.targets import target_from_body
 
-bench_cli = pytest.importorskip("trtserve_converter.bench.cli", reason="trt-bench not there yet")
-bench_errors = pytest.importorskip("trtserve_converter.bench.errors")
-bench_summary = pytest.importorskip("trtserve_converter.bench.summary")
+bench_cli = pytest.importorskip("trtserve_bench.cli", reason="trt-bench not there yet")
+bench_errors = pytest.importorskip("trtserve_bench.errors")
+bench_summary = pytest.importorskip("trtserve_bench.summary")
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 SUMMARY_EXAMPLE: dict[str, Any] = {

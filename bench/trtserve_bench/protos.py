@@ -29,7 +29,7 @@ import types
 from dataclasses import dataclass
 from typing import Any
 
-from trtserve_converter.bench.errors import InternalError
+from trtserve_bench.errors import InternalError
 
 _LOCK = threading.Lock()
 _LOADED: Protos | None = None

@@ -13,9 +13,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from trtserve_converter.bench.errors import SUCCEEDED_EXIT_CODE, SUCCEEDED_REASON, BenchError
-from trtserve_converter.bench.runner import EndpointRun, RunState, describe_inputs
-from trtserve_converter.bench.stats import Comparison, LevelComparison, LevelStats, compare
+from trtserve_bench.errors import SUCCEEDED_EXIT_CODE, SUCCEEDED_REASON, BenchError
+from trtserve_bench.runner import EndpointRun, RunState, describe_inputs
+from trtserve_bench.stats import Comparison, LevelComparison, LevelStats, compare
 from trtserve_converter.termination import (
     MAX_TERMINATION_MESSAGE_BYTES,
     encode,

@@ -16,11 +16,11 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from trtserve_converter.bench.errors import EndpointUnavailable, ErrorRateExceeded, InvalidInputs
-from trtserve_converter.bench.inputs import Arrays, InputSpec, Shape, check_compatible
-from trtserve_converter.bench.load import LiveCounts, closed_loop
-from trtserve_converter.bench.stats import LevelStats, Round, level_stats
-from trtserve_converter.bench.transport import UNREACHABLE_CODES, RequestError, Transport
+from trtserve_bench.errors import EndpointUnavailable, ErrorRateExceeded, InvalidInputs
+from trtserve_bench.inputs import Arrays, InputSpec, Shape, check_compatible
+from trtserve_bench.load import LiveCounts, closed_loop
+from trtserve_bench.stats import LevelStats, Round, level_stats
+from trtserve_bench.transport import UNREACHABLE_CODES, RequestError, Transport
 
 LOG = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from trtserve_converter.bench.stats import Round
-from trtserve_converter.bench.transport import RequestError
+from trtserve_bench.stats import Round
+from trtserve_bench.transport import RequestError
 
 
 @dataclass

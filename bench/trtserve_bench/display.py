@@ -26,10 +26,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from trtserve_converter.bench.load import LiveCounts
-from trtserve_converter.bench.runner import RunState
-from trtserve_converter.bench.stats import Comparison, LevelStats
-from trtserve_converter.bench.summary import comparison_of, comparison_phrase
+from trtserve_bench.load import LiveCounts
+from trtserve_bench.runner import RunState
+from trtserve_bench.stats import Comparison, LevelStats
+from trtserve_bench.summary import comparison_of, comparison_phrase
 
 TICK_SECONDS = 0.25
 TABLE_WIDTH = 120

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from trtserve_converter.bench import display, protos
-from trtserve_converter.bench.errors import BenchError, InternalError
-from trtserve_converter.bench.inputs import (
+from trtserve_bench import display, protos
+from trtserve_bench.errors import BenchError, InternalError
+from trtserve_bench.inputs import (
     Arrays,
     InputSpec,
     Shape,
@@ -20,9 +20,9 @@ from trtserve_converter.bench.inputs import (
     random_inputs,
     resolve_shapes,
 )
-from trtserve_converter.bench.runner import EndpointRun, Plan, RunState, run_benchmark
-from trtserve_converter.bench.summary import bare_summary, build_summary, render, write
-from trtserve_converter.bench.transport import GrpcTransport, RestTransport, Transport
+from trtserve_bench.runner import EndpointRun, Plan, RunState, run_benchmark
+from trtserve_bench.summary import bare_summary, build_summary, render, write
+from trtserve_bench.transport import GrpcTransport, RestTransport, Transport
 
 LOG = logging.getLogger(__name__)
 

@@ -20,18 +20,18 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from trtserve_converter import __version__
-from trtserve_converter.bench.errors import (
+from trtserve_bench.errors import (
     EXIT_CODE_MEANINGS,
     BenchError,
     InvalidArguments,
     exit_codes,
 )
+from trtserve_converter import __version__
 from trtserve_converter.envflags import TRUE_WORDS, EnvFlags, choice
 from trtserve_converter.logsetup import setup_logging
 from trtserve_converter.shapes import parse_build_shape
 
-LOG = logging.getLogger("trtserve_converter.bench")
+LOG = logging.getLogger("trtserve_bench")
 
 ENV_PREFIX = "TRT_BENCH_"
 MAX_LEVELS = 16
@@ -341,7 +341,7 @@ def _fallback(argv: Sequence[str], environ: Mapping[str, str], flag: str) -> str
 
 def failure_summary(error: BenchError, argv: Sequence[str], environ: Mapping[str, str]) -> str:
     """The summary of a run that never started (bad arguments)."""
-    from trtserve_converter.bench.summary import bare_summary, render
+    from trtserve_bench.summary import bare_summary, render
 
     return render(
         bare_summary(
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         _emit(text, args_list, environ)
         return error.exit_code
     setup_logging(args.log_level, args.log_format)
-    from trtserve_converter.bench.app import run
+    from trtserve_bench.app import run
 
     try:
         return asyncio.run(run(args))
@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _emit(text: str, argv: Sequence[str], environ: Mapping[str, str]) -> None:
     """Print/write a summary of a run whose arguments were invalid."""
-    from trtserve_converter.bench.summary import write
+    from trtserve_bench.summary import write
 
     if "--json" in argv or environ.get(env_name("--json"), "").lower() in TRUE_WORDS:
         print(text)

@@ -15,18 +15,18 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from trtserve_converter.bench.errors import (
+from trtserve_bench.errors import (
     EndpointUnavailable,
     InvalidInputs,
     ModelNotAvailable,
 )
-from trtserve_converter.bench.inputs import (
+from trtserve_bench.inputs import (
     InputSpec,
     predict_request,
     rest_body,
     signature_inputs,
 )
-from trtserve_converter.bench.protos import Protos
+from trtserve_bench.protos import Protos
 
 STATUS_POLL_SECONDS = 1.0
 GRPC_OPTIONS = (

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from trtserve_converter.bench.errors import InvalidInputs, SignatureNotFound
+from trtserve_bench.errors import InvalidInputs, SignatureNotFound
 
 # TF DataType enum name -> numpy dtype; strings are object arrays of bytes.
 NUMPY_DTYPES: dict[str, Any] = {

@@ -127,7 +127,7 @@ def main() -> None:
     args = parser.parse_args()
 
     timings = _CheckTimings()
-    checks = logging.getLogger("trtserve_converter.cache_check")
+    checks = logging.getLogger("trtserve_converter.cache.check")
     checks.addHandler(timings)
     checks.propagate = False
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -43,7 +43,7 @@ from google.oauth2 import service_account
 from trtserve_converter.errors import SourceAuthFailed
 
 READ_ONLY_SCOPE = "https://www.googleapis.com/auth/devstorage.read_only"
-# The converted-model cache writes (entries, manifests, locks): cache_store.py.
+# The converted-model cache writes (entries, manifests, locks): cache/store.py.
 READ_WRITE_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 SOURCE_SECRET = "spec.source.secretRef"
 # Cap of every google-auth request (token refresh, metadata server); its default is 120 s.

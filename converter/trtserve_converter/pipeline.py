@@ -37,7 +37,7 @@ from trtserve_converter.report import AccuracyReport, CacheReport, Report
 
 if TYPE_CHECKING:
     from trtserve_converter.cache import Manifest, ModelCache
-    from trtserve_converter.cache_check import ModelCheck
+    from trtserve_converter.cache.check import ModelCheck
 
 LOG = logging.getLogger(__name__)
 WORK_PREFIX = ".trt-convert-work-"
@@ -257,7 +257,7 @@ def _convert_in(state: RunState, work_dir: Path) -> str:
 
 def _cached_by_metadata(state: RunState, cache: ModelCache | None, work_dir: Path) -> str | None:
     """A hit keyed by the source's metadata (listing, strong ETag): no source download."""
-    from trtserve_converter.cache_key import metadata_identity
+    from trtserve_converter.cache.key import metadata_identity
     from trtserve_converter.fetch import local_path
 
     if cache is None or local_path(state.config.source) is not None:
@@ -273,7 +273,7 @@ def _cached_by_content(
     state: RunState, cache: ModelCache | None, work_dir: Path, saved_model_dir: Path
 ) -> str | None:
     """A hit keyed by the sha256 of the fetched files (when metadata could not tell)."""
-    from trtserve_converter.cache_key import files_identity
+    from trtserve_converter.cache.key import files_identity
 
     if cache is None or not cache.enabled or cache.key is not None:
         return None
@@ -292,8 +292,8 @@ def _from_cache(
     sha256, load the model and run its warmup input, rename into place. Anything wrong
     is a warning and the next candidate (or a conversion): the cache fails closed.
     """
-    from trtserve_converter.cache_check import ModelCheck
-    from trtserve_converter.cache_key import Runtime, compute_capability, key_inputs
+    from trtserve_converter.cache.check import ModelCheck
+    from trtserve_converter.cache.key import Runtime, compute_capability, key_inputs
 
     config = state.config
     calibration = _calibration_identity(state, cache, work_dir)
@@ -331,7 +331,7 @@ def _calibration_identity(
     state: RunState, cache: ModelCache, work_dir: Path
 ) -> dict[str, Any] | None:
     """The calibration data's identity; None: unknown (the cache is not used)."""
-    from trtserve_converter.cache_key import calibration_identity
+    from trtserve_converter.cache.key import calibration_identity
 
     uri = state.config.calibration_source
     if not uri:

@@ -27,9 +27,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trtserve_converter import cache as cache_module
-from trtserve_converter import cache_check, layout, tensorrt_env
-from trtserve_converter.cache_key import sha256_file
+from trtserve_converter import layout, tensorrt_env
+from trtserve_converter.cache import check as cache_check
+from trtserve_converter.cache import model_cache as cache_module
+from trtserve_converter.cache.key import sha256_file
 from trtserve_converter.cli import main
 from trtserve_converter.report import Report
 from trtserve_converter.supervisor import CHILD_MARKER
@@ -381,7 +382,7 @@ def test_every_change_of_the_key_inputs_is_a_miss(
     monkeypatch.setattr(tf, "__version__", "2.17.2")  # the TensorFlow version
     miss(*args)
     monkeypatch.setattr(
-        "trtserve_converter.cache_key.compute_capability", lambda: "9.0"
+        "trtserve_converter.cache.key.compute_capability", lambda: "9.0"
     )  # the compute capability
     miss(*args)
     assert len(fake_trt.instances) == len(keys)

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from trtserve_converter import cache as cache_module
 from trtserve_converter import layout
-from trtserve_converter.cache_key import metadata_identity
-from trtserve_converter.cache_store import CacheStoreError, open_store
+from trtserve_converter.cache import model_cache as cache_module
+from trtserve_converter.cache.key import metadata_identity
+from trtserve_converter.cache.store import CacheStoreError, open_store
 from trtserve_converter.fetch import FETCH_ATTEMPTS
 from trtserve_converter.gcs import READ_WRITE_SCOPE, SingleAttemptGCSFileSystem
 

@@ -12,16 +12,8 @@ from typing import Any
 
 import pytest
 
-from trtserve_converter import cache as cache_module
-from trtserve_converter.cache import (
-    BadCacheEntryError,
-    HeldLock,
-    ModelCache,
-    build_manifest,
-    lock_body,
-    parse_manifest,
-)
-from trtserve_converter.cache_key import (
+from trtserve_converter.cache import BadCacheEntryError, ModelCache
+from trtserve_converter.cache.key import (
     NON_KEY_FIELDS,
     Runtime,
     key_inputs,
@@ -29,7 +21,10 @@ from trtserve_converter.cache_key import (
     metadata_identity,
     select_model_prefix,
 )
-from trtserve_converter.cache_store import CacheStore, CacheStoreError, LocalStore, safe_relative
+from trtserve_converter.cache.lock import STALE_SECONDS, HeldLock, lock_body
+from trtserve_converter.cache.manifest import build_manifest, parse_manifest
+from trtserve_converter.cache.model_cache import WAIT_FRACTION
+from trtserve_converter.cache.store import CacheStore, CacheStoreError, LocalStore, safe_relative
 from trtserve_converter.cli import parse_config
 from trtserve_converter.config import ConvertConfig, Precision
 from trtserve_converter.errors import InvalidArguments
@@ -289,7 +284,7 @@ def test_a_live_lock_is_waited_for_until_the_budget(local_cache: Any) -> None:
     )
     assert run.wait_or_claim(set()) is None
     assert run.lock is None  # converts without the lock after waiting
-    assert fake.now >= 1000 * cache_module.WAIT_FRACTION
+    assert fake.now >= 1000 * WAIT_FRACTION
     assert "waited" in (run.warning or "")
 
 
@@ -299,7 +294,7 @@ def test_a_stale_lock_is_taken_over_with_the_next_number(local_cache: Any) -> No
     assert run.wait_or_claim(set()) is None
     assert run.lock is not None
     assert run.lock.index == 1
-    assert cache_module.STALE_SECONDS <= fake.now < cache_module.STALE_SECONDS + 5
+    assert STALE_SECONDS <= fake.now < STALE_SECONDS + 5
     assert json.loads(store.read(lock_rel(run, 1)))["owner"] == run.owner
 
 

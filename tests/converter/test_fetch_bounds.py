@@ -328,7 +328,7 @@ def test_the_s3_cache_store_is_retried_by_our_loop_only(
 ) -> None:
     """The cache's store is opened by fetch.open_filesystem (no second S3 client): one
     attempt per botocore/s3fs request under fetch's loop, with the cache's own endpoint."""
-    from trtserve_converter.cache_store import CacheStoreError, open_store
+    from trtserve_converter.cache.store import CacheStoreError, open_store
 
     endpoint, seen = unavailable_server
     secret = tmp_path / "cache-secret"

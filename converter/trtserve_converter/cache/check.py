@@ -3,7 +3,7 @@
 TF-TRT stores no GPU or TensorRT metadata with its engines, and deserializing a
 mismatched engine crashes the process that does it (tensorflow/tensorrt#206, #215). Run
 in the converter's own process, such a crash would kill the init container instead of
-counting as a miss. So the check runs in a child: `python -m trtserve_converter.cache_check`
+counting as a miss. So the check runs in a child: `python -m trtserve_converter.cache.check`
 (a fresh interpreter started with fork+exec, never a fork of this process after TensorFlow
 and CUDA are initialized). A child that dies by a signal, exits with an unexpected code,
 writes no result or takes longer than the bound is a warning and a miss; the converter
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from trtserve_converter.cache import BadCacheEntryError
+from trtserve_converter.cache.manifest import BadCacheEntryError
 from trtserve_converter.logsetup import setup_logging
 
 LOG = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ LOG_FORMAT_ENV = "TRT_CONVERT_CHECK_LOG_FORMAT"
 
 def check_command() -> list[str]:
     """The child's command line (tests replace it with doubles that crash or hang)."""
-    return [sys.executable, "-m", "trtserve_converter.cache_check"]
+    return [sys.executable, "-m", "trtserve_converter.cache.check"]
 
 
 def _signal_name(number: int) -> str:

@@ -23,28 +23,19 @@ from pydantic import ValidationError
 
 from trtserve_converter import __version__
 from trtserve_converter.config import (
-    DEFAULT_TOLERANCES,
-    GIB,
-    MAX_WARMUP_RECORDS,
     ConvertConfig,
     Precision,
     ProfileStrategy,
 )
-from trtserve_converter.envflags import EnvFlags, choice
 from trtserve_converter.errors import ConverterError, InternalError, InvalidArguments, exit_codes
 from trtserve_converter.fetch import SUPPORTED_SCHEMES, scheme_of
+from trtserve_converter.flags import ENV, ENV_PREFIX, TERMINATION_LOG, add_flags
 from trtserve_converter.logsetup import setup_logging
 from trtserve_converter.report import STDOUT, Report, write_report
-from trtserve_converter.shapes import parse_build_shape
 from trtserve_converter.supervisor import CHILD_MARKER, child_environment, supervise
 
 LOG = logging.getLogger("trtserve_converter")
 
-ENV_PREFIX = "TRT_CONVERT_"
-# Kubernetes creates the termination log in every container (terminationMessagePath);
-# outside a pod it does not exist, and the report goes to stdout instead of a regular
-# file created in /dev (which is what happened as root).
-TERMINATION_LOG = "/dev/termination-log"
 
 EXIT_CODE_MEANINGS = {
     "Succeeded": "model written",
@@ -78,77 +69,9 @@ class ContractArgumentParser(argparse.ArgumentParser):
         raise InvalidArguments(f"{message} (see trt-convert --help)")
 
 
-ENV = EnvFlags(ENV_PREFIX, InvalidArguments)
-
-
 def env_name(flag: str) -> str:
     """`--max-workspace-bytes` -> `TRT_CONVERT_MAX_WORKSPACE_BYTES`."""
     return ENV.name(flag)
-
-
-def _positive_int(text: str) -> int:
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-
-
-def _warmup_count(text: str) -> int:
-    value = _non_negative_int(text)
-    if value > MAX_WARMUP_RECORDS:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: TF Serving refuses more than {MAX_WARMUP_RECORDS} warmup records"
-        )
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:  # also rejects NaN
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = _non_negative_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return value
-
-
-def _build_shape(text: str) -> dict[str, tuple[int, ...]]:
-    try:
-        return parse_build_shape(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _tolerance_help(kind: str) -> str:
-    return ", ".join(f"{p.value} {getattr(t, kind):g}" for p, t in DEFAULT_TOLERANCES.items())
 
 
 def _epilog() -> str:
@@ -186,243 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"trt-convert {__version__}")
-    src = parser.add_argument_group("source")
-    src.add_argument(
-        "--source",
-        metavar="URI",
-        help="SavedModel directory or .tar.gz/.tgz/.zip archive: s3://, gs://, http://, "
-        "https://, file:// or a local path (required)",
-    )
-    src.add_argument(
-        "--source-version",
-        metavar="N",
-        type=_non_negative_int,
-        help="version directory to take when the source holds numbered version "
-        "directories (default: the highest)",
-    )
-    src.add_argument(
-        "--max-source-bytes",
-        metavar="N",
-        type=_positive_int,
-        default=20 * GIB,
-        help="size cap of the download and of the extracted archive (default: 20 GiB)",
-    )
-    out = parser.add_argument_group("output")
-    out.add_argument(
-        "--output-base",
-        metavar="DIR",
-        default="/models",
-        help="TF Serving model base; the model is written to "
-        "DIR/<model-name>/<model-version>/ (default: /models)",
-    )
-    out.add_argument("--model-name", metavar="NAME", help="served model name (required)")
-    out.add_argument(
-        "--model-version",
-        metavar="N",
-        type=_non_negative_int,
-        help="version directory written and served (default: --source-version, else the "
-        "number of the source's version directory, else 1)",
-    )
-    out.add_argument(
-        "--warmup-records",
-        metavar="N",
-        type=_warmup_count,
-        default=1,
-        help="warmup requests written to assets.extra/tf_serving_warmup_requests "
-        f"(0: none, at most {MAX_WARMUP_RECORDS}; default: 1)",
-    )
-    conv = parser.add_argument_group("conversion")
-    conv.add_argument(
-        "--signature-key",
-        metavar="KEY",
-        default="serving_default",
-        help="signature converted and checked (default: serving_default)",
-    )
-    conv.add_argument(
-        "--precision",
-        metavar="P",
-        type=choice([p.value for p in Precision]),
-        default=Precision.FP16.value,
-        help="FP32, FP16, INT8 (TF-TRT) or NATIVE (re-save unchanged, no TensorRT) (default: FP16)",
-    )
-    conv.add_argument(
-        "--max-workspace-bytes",
-        metavar="N",
-        type=_positive_int,
-        default=GIB,
-        help="TensorRT workspace, TF-TRT max_workspace_size_bytes (default: 1073741824)",
-    )
-    conv.add_argument(
-        "--minimum-segment-size",
-        metavar="N",
-        type=_int,
-        default=3,
-        help="TF-TRT minimum_segment_size: fewest nodes replaced by one TRTEngineOp; "
-        "-1 disables main-graph conversion (default: 3)",
-    )
-    conv.add_argument(
-        "--maximum-cached-engines",
-        metavar="N",
-        type=_positive_int,
-        default=1,
-        help="TF-TRT maximum_cached_engines per TRTEngineOp (default: 1)",
-    )
-    conv.add_argument(
-        "--dynamic-shapes",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="TF-TRT use_dynamic_shape (explicit batch with optimization profiles) (default: on)",
-    )
-    conv.add_argument(
-        "--profile-strategy",
-        metavar="S",
-        type=choice([s.value for s in ProfileStrategy]),
-        default=ProfileStrategy.RANGE.value,
-        help="TF-TRT dynamic_shape_profile_strategy: Range, Optimal, Range+Optimal, "
-        "ImplicitBatchModeCompatible (default: Range)",
-    )
-    conv.add_argument(
-        "--build-shape",
-        metavar="SPEC",
-        type=_build_shape,
-        action="append",
-        dest="build_shapes",
-        help="one engine's input shapes, name=1x224x224x3[,name2=1x10]; repeatable "
-        "(default: the signature's shapes with unknown dims = 1)",
-    )
-    cal = parser.add_argument_group("INT8 calibration")
-    cal.add_argument(
-        "--calibration-source",
-        metavar="URI",
-        help="calibration data: .npz (one array per input name), .npy (single input) or "
-        "TFRecord of tf.io.serialize_tensor records (single input); any --source scheme",
-    )
-    cal.add_argument(
-        "--calibration-batches",
-        metavar="N",
-        type=_positive_int,
-        default=10,
-        help="calibration batches (default: 10)",
-    )
-    cal.add_argument(
-        "--calibration-batch-size",
-        metavar="N",
-        type=_positive_int,
-        default=8,
-        help="inputs per calibration batch (default: 8)",
-    )
-    cal.add_argument(
-        "--synthetic-calibration",
-        action="store_true",
-        default=False,
-        help="allow INT8 calibration on seeded random inputs (logged as a warning; "
-        "the resulting ranges may hurt accuracy)",
-    )
-    acc = parser.add_argument_group("accuracy gate")
-    acc.add_argument(
-        "--accuracy-check",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="compare original and converted outputs and fail beyond tolerance "
-        "(default: on for FP16/INT8, off otherwise)",
-    )
-    acc.add_argument(
-        "--accuracy-samples",
-        metavar="N",
-        type=_positive_int,
-        default=32,
-        help="inputs compared (default: 32)",
-    )
-    acc.add_argument(
-        "--accuracy-rtol",
-        metavar="X",
-        type=_non_negative_float,
-        help=f"relative tolerance per output value (default: {_tolerance_help('rtol')})",
-    )
-    acc.add_argument(
-        "--accuracy-atol",
-        metavar="X",
-        type=_non_negative_float,
-        help=f"absolute tolerance per output value (default: {_tolerance_help('atol')})",
-    )
-    acc.add_argument(
-        "--accuracy-min-top1",
-        metavar="X",
-        type=_fraction,
-        help="minimum top-1 agreement (0..1) of classifier outputs (rank 2, more than one "
-        "column); when given it replaces rtol/atol for them (default: none)",
-    )
-    run = parser.add_argument_group("run")
-    run.add_argument(
-        "--timeout-seconds",
-        metavar="N",
-        type=_positive_float,
-        default=3600,
-        help="limit for the whole run, enforced by this process: the conversion (a child) "
-        "is stopped and the report names the step it was in (default: 3600)",
-    )
-    run.add_argument(
-        "--report-path",
-        metavar="PATH",
-        help=f"where the JSON report is written, '{STDOUT}' for stdout (default: "
-        f"{TERMINATION_LOG} where it exists, i.e. in a pod; else stdout)",
-    )
-    run.add_argument(
-        "--log-level",
-        metavar="L",
-        type=choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
-        default="INFO",
-        help="DEBUG, INFO, WARNING or ERROR (default: INFO)",
-    )
-    run.add_argument(
-        "--log-format",
-        metavar="F",
-        type=choice(["text", "json"]),
-        default="text",
-        help="text or json (one JSON object per line) (default: text)",
-    )
-    _add_cache_arguments(parser)
-    ENV.document(parser)
+    add_flags(parser)
     return parser
 
 
 CACHE_SCHEMES = frozenset({"s3", "gs", "gcs", "file", ""})
-
-
-def _add_cache_arguments(parser: argparse.ArgumentParser) -> None:
-    """The converted-model cache's flags (docs/converter.md, "Converted-model cache")."""
-    cache = parser.add_argument_group("converted-model cache")
-    cache.add_argument(
-        "--cache-uri",
-        metavar="URI",
-        help="cache of converted models: s3://bucket/prefix, gs://bucket/prefix or a local "
-        "directory (a pvc:// cache is mounted by the operator) (default: no cache)",
-    )
-    cache.add_argument(
-        "--cache-credentials-dir",
-        metavar="DIR",
-        help="the cache's credentials as files (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
-        "AWS_ENDPOINT_URL, credentials, key.json, ...), separate from the source's "
-        "(default: the pod's default credentials)",
-    )
-    cache.add_argument(
-        "--cache-publish",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="publish a conversion to the cache; --no-cache-publish only reads (default: on)",
-    )
-    cache.add_argument(
-        "--cache-namespace",
-        metavar="NS",
-        default="default",
-        help="namespace the cache entries are scoped to, <cache>/<NS>/<key>/ (default: default)",
-    )
-    cache.add_argument(
-        "--cache-signing-key-file",
-        metavar="PATH",
-        help="HMAC-SHA256 key: sign published manifests and use only entries signed with it "
-        "(default: unsigned)",
-    )
 
 
 def _cache_config(args: argparse.Namespace) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import pytest
 from trtserve_converter.cli import build_parser, env_name, main, parse_config
 from trtserve_converter.config import DEFAULT_TOLERANCES, Precision, ProfileStrategy, Tolerances
 from trtserve_converter.errors import ALL_ERRORS, InvalidArguments, exit_codes
+from trtserve_converter.flags import FLAG_GROUPS
 
 CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
 
@@ -312,3 +313,21 @@ def test_report_path_dash_means_stdout_and_a_named_file_is_written(
     named = tmp_path / "out" / "report.json"
     assert main(["--model-name", "m", "--report-path", str(named)]) == 2
     assert json.loads(named.read_text())["reason"] == "InvalidArguments"
+
+
+def test_every_flag_is_declared_once_with_its_group_and_environment_variable() -> None:
+    """flags.py is the one place that knows each flag (name, type, default, help, group);
+    the parser, the environment variables and --help all come from it."""
+    declared = [flag for group in FLAG_GROUPS for flag in group.flags]
+    names = [flag.name for flag in declared]
+    assert len(names) == len(set(names))
+    assert set(names) | {"-h", "--help", "--version"} == parser_flags() - {
+        f"--no-{name[2:]}" for name in names
+    }
+    assert len({flag.env for flag in declared}) == len(declared)
+    help_text = build_parser().format_help()
+    for group in FLAG_GROUPS:
+        assert f"{group.title}:" in help_text
+        for flag in group.flags:
+            assert flag.env == env_name(flag.name)
+            assert f"[env {flag.env}]" in " ".join(help_text.split())

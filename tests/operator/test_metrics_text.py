@@ -128,3 +128,56 @@ def test_cache_result_is_read_from_the_status_when_it_has_one() -> None:
 
     assert cache_result(succeeded(1.0)) == "Disabled"
     assert cache_result(WithCache()) == "Hit"  # type: ignore[arg-type]
+
+
+def test_per_model_gauges_say_what_the_status_says_and_go_with_the_model() -> None:
+    """Issue 17: what the dashboards and alerts read of each model, from its status."""
+    metrics = Metrics()
+    served = TRTModelStatus.model_validate(
+        {
+            "phase": "Ready",
+            "readyReplicas": 2,
+            "pods": "2/3",
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "ModelAvailable",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                },
+            ],
+            "served": {"generation": 2, "precision": "FP16", "readyReplicas": 2},
+            "conversion": {
+                "result": "Succeeded",
+                "precision": "FP16",
+                "durationSeconds": 312.5,
+                "trtEngineOps": 4,
+                "enginesBuilt": 2,
+                "cache": {"result": "Miss"},
+                "accuracy": {"passed": True, "samples": 32, "maxAbsError": 0.002},
+            },
+            "benchmark": {
+                "result": "Succeeded",
+                "speedup": 1.8,
+                "significant": True,
+                "baseline": {"name": "m-native"},
+            },  # fmt: skip
+        }
+    )
+    metrics.observe_status(KEY, None, served)
+    got = samples(metrics)
+    labels = (("model", "m"), ("namespace", "ns"))
+    info = (("model", "m"), ("namespace", "ns"), ("phase", "Ready"), ("precision", "FP16"),
+            ("reason", "ModelAvailable"))  # fmt: skip
+    assert got[("trtserve_model_info", info)] == 1
+    assert got[("trtserve_model_ready_replicas", labels)] == 2
+    assert got[("trtserve_model_desired_replicas", labels)] == 3
+    conversion = (*labels[:1], ("cache", "Miss"), labels[1], ("precision", "FP16"))
+    assert got[("trtserve_model_conversion_seconds", tuple(sorted(conversion)))] == 312.5
+    assert got[("trtserve_model_trt_engine_ops", labels)] == 4
+    assert got[("trtserve_model_engines_built", labels)] == 2
+    assert got[("trtserve_model_accuracy_max_abs_error", labels)] == 0.002
+    speedup = tuple(sorted((*labels, ("baseline", "m-native"), ("significant", "true"))))
+    assert got[("trtserve_benchmark_speedup", speedup)] == 1.8
+    metrics.forget_model(KEY)
+    assert not [name for name, _ in samples(metrics) if name.startswith("trtserve_model_")]

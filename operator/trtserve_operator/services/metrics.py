@@ -21,6 +21,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from trtserve_operator.api.v1alpha1 import ConversionStatus, Phase, TRTModelStatus
+from trtserve_operator.services.model_metrics import ModelCollector
 
 # One series per counter, without the ``_created`` companion series: the counters are
 # process-local and reset on restart, which Prometheus' rate() already handles.
@@ -120,6 +121,8 @@ class Metrics:
         self._children: dict[tuple[Any, ...], Counter] = {}
         self._phases: dict[ModelKey, str] = {}
         self.registry.register(_PhaseCollector(self._phases))
+        self._statuses: dict[ModelKey, TRTModelStatus] = {}
+        self.registry.register(ModelCollector(self._statuses))
 
     def inc(self, name: str, **labels: str) -> None:
         # The labelled child is looked up once per label set: prometheus_client's
@@ -160,17 +163,21 @@ class Metrics:
 
     def forget_model(self, key: ModelKey) -> None:
         self._phases.pop(key, None)
+        self._statuses.pop(key, None)
 
     def forget_models(self) -> None:
         """No model is converged here any more (this process stopped leading)."""
         self._phases.clear()
+        self._statuses.clear()
 
     def observe_status(
         self, key: ModelKey, previous: TRTModelStatus | None, new: TRTModelStatus
     ) -> None:
-        """Phase gauge, plus the conversion report when it is new in the status."""
+        """Phase gauge and the per-model gauges, plus the conversion report when it is
+        new in the status."""
         if new.phase is not None:
             self.set_phase(key, new.phase.value)
+        self._statuses[key] = new
         report = new.conversion
         if report is None or (previous is not None and previous.conversion == report):
             return

@@ -161,7 +161,7 @@ def test_per_model_gauges_say_what_the_status_says_and_go_with_the_model() -> No
                 "speedup": 1.8,
                 "significant": True,
                 "baseline": {"name": "m-native"},
-            },  # fmt: skip
+            },
         }
     )
     metrics.observe_status(KEY, None, served)

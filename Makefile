@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 # pytest-xdist workers (CI has 2 cores); PYTEST_WORKERS=0 runs in this process (pdb, -s).
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test setup operator-setup tools lint lock lock-check pytest crd render gpu-smoke images clean
+.PHONY: run test setup operator-setup tools lint lock lock-check pytest crd observability render gpu-smoke images clean
 
 # --- environments ----------------------------------------------------------------------------
 
@@ -78,7 +78,7 @@ lint: $(VENV)/.installed lock-check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/lint-imports
+	PYTHONPATH=observability $(VENV)/bin/lint-imports
 
 pytest: $(VENV)/.installed
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
@@ -95,6 +95,11 @@ crd: $(VENV)/.installed
 	$(VENV)/bin/python -m trtserve_operator.api.crd > crds/trtmodels.yaml
 	cp crds/trtmodels.yaml charts/trtserve/files/crds/trtmodels.yaml
 	$(VENV)/bin/python -m trtserve_operator.api.reference docs/api.md
+
+# Regenerate the Grafana dashboards and the alert rules of the chart from observability/
+# (tests fail when the committed files are stale).
+observability: $(VENV)/.installed
+	PYTHONPATH=observability $(VENV)/bin/python -m trtserve_observability
 
 # Prints YAML only, so `make render > x.yaml` is a manifest file: the setup (and make's echo
 # of its commands) goes to stderr and the render command is not echoed. RENDER_ARGS passes

@@ -27,7 +27,7 @@ KUBERNETES_VERSIONS = ("1.28.0", kubernetes_validate.utils.latest_version())
 CLUSTER_SCOPED_KINDS = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
 # Kinds of other projects' CRDs, which kubernetes-validate has no schema for: checked by
 # their own tests below.
-FOREIGN_KINDS = {"PodMonitor"}
+FOREIGN_KINDS = {"PodMonitor", "PrometheusRule"}
 SOURCE_CRD = REPO_ROOT / "crds" / "trtmodels.yaml"
 CHART_CRD = CHART_DIR / "files" / "crds" / "trtmodels.yaml"
 OPERATOR_ENV = {
@@ -76,8 +76,10 @@ def test_namespaced_objects_are_in_the_release_or_a_watched_namespace(rendered: 
                 assert namespace == NAMESPACE  # the Lease: the operator's own namespace
             else:
                 assert namespace in watched
-        elif manifest["kind"] == "PodMonitor":
-            assert namespace in {NAMESPACE, "monitoring"}  # podMonitor.namespace
+        elif manifest["kind"] in {"PodMonitor", "PrometheusRule"} or manifest["metadata"][
+            "name"
+        ].endswith("-dashboard"):
+            assert namespace in {NAMESPACE, "monitoring"}  # *.namespace values
         else:
             assert namespace == NAMESPACE, manifest["kind"]
 

@@ -239,6 +239,7 @@ class Benchmarks:
         self, key: ModelKey, recorded: Mapping[str, Any] | None, new: BenchmarkStatus | None
     ) -> bool:
         """Merge-patch ``status.benchmark`` from ``recorded`` to ``new``; False if equal."""
+        self.metrics.set_benchmark(key, new)
         wire = _wire(new)
         if wire == (dict(recorded) if recorded else None):
             return False

@@ -20,7 +20,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from trtserve_operator.api.v1alpha1 import ConversionStatus, Phase, TRTModelStatus
+from trtserve_operator.api.v1alpha1 import (
+    BenchmarkStatus,
+    ConversionStatus,
+    Phase,
+    TRTModelStatus,
+)
 from trtserve_operator.services.model_metrics import ModelCollector
 
 # One series per counter, without the ``_created`` companion series: the counters are
@@ -122,7 +127,8 @@ class Metrics:
         self._phases: dict[ModelKey, str] = {}
         self.registry.register(_PhaseCollector(self._phases))
         self._statuses: dict[ModelKey, TRTModelStatus] = {}
-        self.registry.register(ModelCollector(self._statuses))
+        self._benchmarks: dict[ModelKey, BenchmarkStatus | None] = {}
+        self.registry.register(ModelCollector(self._statuses, self._benchmarks))
 
     def inc(self, name: str, **labels: str) -> None:
         # The labelled child is looked up once per label set: prometheus_client's
@@ -161,14 +167,21 @@ class Metrics:
     def set_phase(self, key: ModelKey, phase: str) -> None:
         self._phases[key] = phase
 
+    def set_benchmark(self, key: ModelKey, benchmark: BenchmarkStatus | None) -> None:
+        """``status.benchmark`` as the benchmark service last decided it (it writes that
+        field itself, apart from the reconciler's status)."""
+        self._benchmarks[key] = benchmark
+
     def forget_model(self, key: ModelKey) -> None:
         self._phases.pop(key, None)
         self._statuses.pop(key, None)
+        self._benchmarks.pop(key, None)
 
     def forget_models(self) -> None:
         """No model is converged here any more (this process stopped leading)."""
         self._phases.clear()
         self._statuses.clear()
+        self._benchmarks.clear()
 
     def observe_status(
         self, key: ModelKey, previous: TRTModelStatus | None, new: TRTModelStatus

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from trtserve_operator.api.v1alpha1 import TRTModelStatus
+from trtserve_operator.api.v1alpha1 import BenchmarkStatus, TRTModelStatus
 
 ModelKey = tuple[str, str]
 
@@ -26,6 +26,7 @@ TRT_ENGINE_OPS = "trtserve_model_trt_engine_ops"
 ENGINES_BUILT = "trtserve_model_engines_built"
 ACCURACY_MAX_ABS_ERROR = "trtserve_model_accuracy_max_abs_error"
 BENCHMARK_SPEEDUP = "trtserve_benchmark_speedup"
+CONVERSION_FAILED = "trtserve_model_conversion_failed"
 
 MODEL_LABELS = ["namespace", "model"]
 
@@ -46,8 +47,13 @@ def _desired(status: TRTModelStatus) -> int | None:
 class ModelCollector(Collector):
     """The gauges of every model in ``statuses`` (live: the metrics own the mapping)."""
 
-    def __init__(self, statuses: Mapping[ModelKey, TRTModelStatus]) -> None:
+    def __init__(
+        self,
+        statuses: Mapping[ModelKey, TRTModelStatus],
+        benchmarks: Mapping[ModelKey, BenchmarkStatus | None],
+    ) -> None:
         self._statuses = statuses
+        self._benchmarks = benchmarks
 
     def collect(self) -> Iterator[Metric]:
         info = GaugeMetricFamily(
@@ -74,6 +80,12 @@ class ModelCollector(Collector):
             "Largest absolute error the accuracy gate measured in the last conversion.",
             labels=MODEL_LABELS,
         )
+        failed = GaugeMetricFamily(
+            CONVERSION_FAILED,
+            "1 while the conversion of the model's current pods has failed "
+            "(status.conversion.result Failed), by the converter's reason.",
+            labels=[*MODEL_LABELS, "reason"],
+        )
         speedup = GaugeMetricFamily(
             BENCHMARK_SPEEDUP,
             "status.benchmark.speedup: this model's QPS / its baseline's, at the highest "
@@ -89,6 +101,8 @@ class ModelCollector(Collector):
             if (wanted := _desired(status)) is not None:
                 desired.add_metric(labels, wanted)
             report = status.conversion
+            if report is not None and report.result == "Failed":
+                failed.add_metric([*labels, report.reason or "Unknown"], 1)
             if report is not None and report.result == "Succeeded":
                 if report.duration_seconds is not None:
                     cache = (report.cache.result if report.cache else None) or "Disabled"
@@ -101,9 +115,11 @@ class ModelCollector(Collector):
                     engines.add_metric(labels, report.engines_built)
                 if report.accuracy is not None and report.accuracy.max_abs_error is not None:
                     accuracy.add_metric(labels, report.accuracy.max_abs_error)
-            bench = status.benchmark
+            # The benchmark service writes status.benchmark itself: its view is newer.
+            key = (namespace, name)
+            bench = self._benchmarks.get(key, status.benchmark)
             if bench is not None and bench.speedup is not None:
                 baseline = (bench.baseline.name if bench.baseline else None) or ""
                 significant = "true" if bench.significant else "false"
                 speedup.add_metric([*labels, baseline, significant], bench.speedup)
-        yield from (info, ready, desired, seconds, engine_ops, engines, accuracy, speedup)
+        yield from (info, ready, desired, seconds, engine_ops, engines, accuracy, failed, speedup)

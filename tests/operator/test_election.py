@@ -17,7 +17,7 @@ import pytest
 
 from trtserve_operator.kube.client import Kube
 from trtserve_operator.kube.election import ElectionConfig, LeaderElector
-from trtserve_operator.kube.errors import ConflictError, FencedError, TransientError
+from trtserve_operator.kube.errors import ConflictError, FencedError, RejectedError, TransientError
 from trtserve_operator.kube.fence import Fence
 from trtserve_operator.kube.lease import LeaseRecord, StoredLease
 
@@ -335,3 +335,27 @@ def test_the_running_elector_stops_writes_at_the_deadline_while_the_api_server_h
     assert writes
     assert max(writes) < hung_at + 0.4
     assert stopped_at < hung_at + 0.4 + 0.2
+
+
+def test_a_candidate_that_cannot_reach_the_lease_says_why_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """RBAC refusing the Lease must not leave a silent follower: a warning names the
+    error, repeated only when it changes or a minute later."""
+
+    class Refusing(Store):
+        async def get_lease(self, namespace: str, name: str) -> StoredLease | None:
+            raise RejectedError("get leases trtserve-system/trtserve: 403 Forbidden")
+
+    store, clock = Refusing(), Clock()
+    a, fence, _ = candidate(store, clock, "a")
+    with caplog.at_level("WARNING", logger="trtserve_operator.kube.election"):
+        for _ in range(10):  # 20 s of attempts
+            assert run(a.try_acquire_or_renew()) is False
+            clock.now += 2
+        assert len(caplog.records) == 1
+        assert "403 Forbidden" in caplog.records[0].getMessage()
+        clock.now += 60
+        run(a.try_acquire_or_renew())
+        assert len(caplog.records) == 2
+    assert not fence.is_open()

@@ -38,11 +38,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from trtserve_operator.kube.errors import KubeError
+from trtserve_operator.kube.errors import ConflictError, KubeError
 from trtserve_operator.kube.fence import Fence
 from trtserve_operator.kube.lease import LeaseRecord, StoredLease, micro_time
 
 logger = logging.getLogger(__name__)
+
+ERROR_LOG_INTERVAL = 60.0
+"""Seconds between two warnings of the same Lease error."""
 
 
 class LeaseStore(Protocol):
@@ -122,6 +125,8 @@ class LeaderElector:
         self._renewed_at = float("-inf")
         self.holder = ""
         """The identity this process last saw holding the Lease ("" when none)."""
+        self._last_error = ""
+        self._last_warned = float("-inf")
 
     @property
     def leading(self) -> bool:
@@ -211,11 +216,28 @@ class LeaderElector:
         except KubeError as error:
             # A conflict (another candidate wrote first) or the API server unreachable:
             # not leading by this attempt; the next one reads the lease again.
-            logger.debug("Lease %s/%s: %s", config.namespace, config.name, error)
+            self._failed(error)
             self._observed = None if self._leading else self._observed
             return False
         self._succeeded(stored, started)
         return True
+
+    def _failed(self, error: KubeError) -> None:
+        """A conflict is the algorithm at work (debug); anything else (RBAC refusing the
+        Lease, an unreachable API server) is logged as a warning when it is new or a
+        minute old, so a process that can never lead says why without flooding the log."""
+        if isinstance(error, ConflictError):
+            logger.debug("Lease %s/%s: %s", *self._lease_name(), error)
+            return
+        text, now = str(error), self._clock()
+        if text != self._last_error or now - self._last_warned >= ERROR_LOG_INTERVAL:
+            logger.warning(
+                "Lease %s/%s: %s (retrying every %.0fs)",
+                *self._lease_name(),
+                error,
+                self.config.retry_period,
+            )
+            self._last_error, self._last_warned = text, now
 
     def _valid(self, record: LeaseRecord) -> bool:
         return self._observed_time + record.lease_duration_seconds > self._clock()

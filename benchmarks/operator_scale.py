@@ -218,6 +218,10 @@ class KmockCluster(Cluster):
             ("deployments", f"/apis/apps/v1/namespaces/{self.namespace}/deployments"),
             ("services", f"/api/v1/namespaces/{self.namespace}/services"),
             ("configmaps", f"/api/v1/namespaces/{self.namespace}/configmaps"),
+            (
+                "poddisruptionbudgets",
+                f"/apis/policy/v1/namespaces/{self.namespace}/poddisruptionbudgets",
+            ),
         ):
             for name in names:
                 suffix = "-batching" if kind == "configmaps" else ""
@@ -236,7 +240,14 @@ class RealCluster(Cluster):
         self._stop = threading.Event()
         self._watchers = [
             threading.Thread(target=self._count, args=(kind,), daemon=True)
-            for kind in ("trtmodels", "deployments", "services", "configmaps", "events")
+            for kind in (
+                "trtmodels",
+                "deployments",
+                "services",
+                "configmaps",
+                "poddisruptionbudgets",
+                "events",
+            )
         ]
         for watcher in self._watchers:
             watcher.start()
@@ -285,7 +296,7 @@ class RealCluster(Cluster):
         self._stop.set()
 
     async def delete_all(self, kube: Kube, names: list[str]) -> None:
-        for kind in ("deployments", "services", "configmaps"):
+        for kind in ("deployments", "services", "configmaps", "poddisruptionbudgets"):
             subprocess.run(
                 ["kubectl", "delete", kind, "-n", self.namespace, "--all", "--wait=false"],
                 check=False,

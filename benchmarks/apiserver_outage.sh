@@ -11,35 +11,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 models=${1:-100}; outage=${2:-600}; n=${3:-20}
-# shellcheck source=/dev/null
-. "${4:-../shared/tools/realk8s.sh}"
-rk_start >/dev/null || exit 1
+# shellcheck source=scripts/lib/control-plane.sh
+. scripts/lib/control-plane.sh
+cp_start "${4:-../shared/tools/realk8s.sh}" || exit 1
 trap 'kill -9 ${pid_a:-} ${pid_b:-} 2>/dev/null; rk_stop' EXIT
-rk_grant_operator
-kubectl apply --server-side -f crds/trtmodels.yaml >/dev/null
-kubectl wait --for=condition=Established crd/trtmodels.trtserve.io >/dev/null
-start_replica() {
-  local kubeconfig=$RK_DIR/operator.kubeconfig port=19111
-  [ "$1" = b ] && { kubeconfig=$RK_DIR/operator-b.kubeconfig; port=19112; }
-  TRTSERVE_CONVERTER_IMAGE=registry.example/trtserve-converter:0.1.0 TRTSERVE_POD_NAME="op-$1" \
-    TRTSERVE_LEADER_ELECTION_NAMESPACE=trtserve-system TRTSERVE_HEALTH_PORT=$port \
-    KUBECONFIG=$kubeconfig .venv/bin/trtserve-operator run -A >>"$RK_DIR/operator-$1.log" 2>&1 &
-  eval "pid_$1=$!"
-  disown
-}
-holder() { kubectl -n trtserve-system get lease trtserve-operator -o jsonpath='{.spec.holderIdentity}' 2>/dev/null | sed 's/_.*//; s/^op-//'; }
 now() { date +%s.%N; }
-python3 - "$models" >"$RK_DIR/models.yaml" <<'PY'
-import sys, yaml
-docs = [{"apiVersion": "trtserve.io/v1alpha1", "kind": "TRTModel", "metadata": {"name": f"m{i:03d}", "namespace": "default"},
-         "spec": {"source": {"uri": "s3://models/resnet50"}, "serving": {"replicas": 0}}} for i in range(int(sys.argv[1]))]
-yaml.safe_dump_all(docs, sys.stdout)
-PY
-kubectl apply -f "$RK_DIR/models.yaml" >/dev/null
-start_replica a; sleep 1; start_replica b
+apply_models "$models"
+start_replica a 19111; sleep 1; start_replica b 19112
 until [ "$(kubectl get svc --no-headers 2>/dev/null | grep -c '^m')" -ge "$models" ]; do sleep 0.5; done
 sleep 5
-echo "# $models TRTModels converged; leader op-$(holder); operator pids a=$pid_a b=$pid_b"
+echo "# $models TRTModels converged; leader op-$(lease_holder); operator pids a=$pid_a b=$pid_b"
 apiserver_cmd=$(tr '\0' ' ' <"/proc/$(cat "$RK_DIR/apiserver.pid")/cmdline")
 kill "$(cat "$RK_DIR/apiserver.pid")"
 echo "API server stopped at $(date -u +%T) for $outage s"
@@ -72,7 +53,7 @@ for _ in $(seq 1 600); do
 done
 printf 'converged: %d/%d spec changes, %d/%d Services, %.1f s after the API server came back\n' \
   "$ok" "$n" "$services" "$models" "$(echo "$(now) - $t0" | bc)"
-echo "leader op-$(holder); operator pids a=$pid_a b=$pid_b (alive: $(kill -0 "$pid_a" 2>/dev/null && echo a) $(kill -0 "$pid_b" 2>/dev/null && echo b))"
+echo "leader op-$(lease_holder); operator pids a=$pid_a b=$pid_b (alive: $(kill -0 "$pid_a" 2>/dev/null && echo a) $(kill -0 "$pid_b" 2>/dev/null && echo b))"
 sleep 5
 python3 - "$RK_AUDIT" "$mark" <<'PY'
 import collections, json, sys

@@ -18,32 +18,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 models=${1:-200}; failovers=${2:-10}; changes=${3:-50}
-# shellcheck source=/dev/null
-. "${4:-../shared/tools/realk8s.sh}"
-rk_start >/dev/null || exit 1
+# shellcheck source=scripts/lib/control-plane.sh
+. scripts/lib/control-plane.sh
+cp_start "${4:-../shared/tools/realk8s.sh}" || exit 1
 trap 'kill -9 ${pid_a:-} ${pid_b:-} 2>/dev/null; rk_stop' EXIT
-
-rk_grant_operator
-kubectl apply --server-side -f crds/trtmodels.yaml >/dev/null
-kubectl wait --for=condition=Established crd/trtmodels.trtserve.io >/dev/null
 echo "# RBAC: ${RK_RBAC}; $models TRTModels; lease 15 s, renew deadline 10 s, retry 2 s"
 
-start_replica() {  # start_replica a|b
-  local kubeconfig=$RK_DIR/operator.kubeconfig port=19101
-  [ "$1" = b ] && { kubeconfig=$RK_DIR/operator-b.kubeconfig; port=19102; }
-  TRTSERVE_CONVERTER_IMAGE=registry.example/trtserve-converter:0.1.0 TRTSERVE_POD_NAME="op-$1" \
-    TRTSERVE_LEADER_ELECTION_NAMESPACE=trtserve-system TRTSERVE_HEALTH_PORT=$port \
-    KUBECONFIG=$kubeconfig .venv/bin/trtserve-operator run -A >>"$RK_DIR/operator-$1.log" 2>&1 &
-  eval "pid_$1=$!"
-  disown  # no "Killed" notice from the shell
-}
+port_of() { [ "$1" = a ] && echo 19101 || echo 19102; }
 gone() {  # gone PID: until the process has exited
   while kill -0 "$1" 2>/dev/null; do sleep 0.1; done
 }
-holder() { kubectl -n trtserve-system get lease trtserve-operator -o jsonpath='{.spec.holderIdentity}' 2>/dev/null | sed 's/_.*//; s/^op-//'; }
 wait_holder() {  # wait_holder [NOT]: until some replica (other than NOT) holds the lease
   local h
-  for _ in $(seq 1 300); do h=$(holder); [ -n "$h" ] && [ "$h" != "${1:-}" ] && { echo "$h"; return; }; sleep 0.1; done
+  for _ in $(seq 1 300); do h=$(lease_holder); [ -n "$h" ] && [ "$h" != "${1:-}" ] && { echo "$h"; return; }; sleep 0.1; done
   echo "no leader" >&2; return 1
 }
 now() { date +%s.%N; }
@@ -58,16 +45,10 @@ wait_converged() {  # wait_converged MODEL DRAIN [TIMEOUT]
   echo "$1 not converged to drainSeconds $2" >&2; return 1
 }
 
-python3 - "$models" >"$RK_DIR/models.yaml" <<'PY'
-import sys, yaml
-docs = [{"apiVersion": "trtserve.io/v1alpha1", "kind": "TRTModel", "metadata": {"name": f"m{i:03d}", "namespace": "default"},
-         "spec": {"source": {"uri": "s3://models/resnet50"}, "serving": {"replicas": 0}}} for i in range(int(sys.argv[1]))]
-yaml.safe_dump_all(docs, sys.stdout)
-PY
-kubectl apply -f "$RK_DIR/models.yaml" >/dev/null
-start_replica a
+apply_models "$models"
+start_replica a 19101
 sleep 1
-start_replica b
+start_replica b 19102
 leader=$(wait_holder)
 for _ in $(seq 1 600); do
   [ "$(kubectl get deploy --no-headers 2>/dev/null | wc -l)" -ge "$models" ] && break; sleep 0.5
@@ -78,18 +59,18 @@ drain=10
 
 takeover() {  # takeover KILL_SIGNAL: stop the leader, change m000, time the follower's converge
   local signal=$1 old new t0 t1 mark
-  old=$(holder); drain=$((drain + 1))
+  old=$(lease_holder); drain=$((drain + 1))
   mark=$(wc -l <"$RK_AUDIT")
   t0=$(now)
   eval "kill -$signal \$pid_$old"
   change m000 "$drain"
   wait_converged m000 "$drain"
   t1=$(now)
-  new=$(holder)
+  new=$(lease_holder)
   echo "$mark $old $new" >>"$RK_DIR/takeovers"
   printf '%-7s leader op-%s -> op-%s: change converged %.1f s after the %s\n' "$signal" "$old" "$new" "$(echo "$t1 - $t0" | bc)" "$signal"
   eval "gone \$pid_$old"
-  start_replica "$old"
+  start_replica "$old" "$(port_of "$old")"
 }
 
 echo; echo "## 1-2. takeover after kill -9 and after SIGTERM (3 each)"
@@ -104,13 +85,13 @@ for f in $(seq 1 "$failovers"); do
     [ "$n" -ge "$changes" ] && break
     m=$(printf 'm%03d' $((n + 1))); change "$m" 20; expected+=("$m"); n=$((n + 1))
   done
-  old=$(holder)
+  old=$(lease_holder)
   signal=KILL; [ $((f % 2)) -eq 0 ] && signal=TERM
   echo "$(wc -l <"$RK_AUDIT") $old x" >>"$RK_DIR/takeovers"
   eval "kill -$signal \$pid_$old"
   new=$(wait_holder "$old")
   eval "gone \$pid_$old"
-  start_replica "$old"
+  start_replica "$old" "$(port_of "$old")"
   echo "failover $f ($signal): op-$old -> op-$new"
   sleep 1
 done

@@ -9,13 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-50}
 refused_for=${2:-90}
-# shellcheck source=/dev/null
-. "${3:-../shared/tools/realk8s.sh}"
-rk_start >/dev/null || exit 1
+# shellcheck source=scripts/lib/control-plane.sh
+. scripts/lib/control-plane.sh
+cp_start "${3:-../shared/tools/realk8s.sh}" || exit 1
 trap 'kill "${operator_pid:-0}" 2>/dev/null; rk_stop' EXIT
-rk_grant_operator
-kubectl apply --server-side -f crds/trtmodels.yaml >/dev/null
-kubectl wait --for=condition=Established crd/trtmodels.trtserve.io >/dev/null
 cat <<'YAML' | kubectl apply -f - >/dev/null
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicy
@@ -38,10 +35,7 @@ spec:
   validationActions: [Deny]
 YAML
 sleep 2  # the policy reaches the admission plugin
-TRTSERVE_CONVERTER_IMAGE=registry.example/trtserve-converter:0.1.0 \
-  TRTSERVE_LEADER_ELECTION_NAMESPACE=trtserve-system KUBECONFIG="$RK_DIR/operator.kubeconfig" \
-  .venv/bin/trtserve-operator run -A \
-  >"$RK_DIR/operator.log" 2>&1 &
+operator_run "$RK_DIR/operator.kubeconfig" "$RK_DIR/operator.log"
 operator_pid=$!
 for i in $(seq 1 "$n"); do
   printf 'apiVersion: trtserve.io/v1alpha1\nkind: TRTModel\nmetadata: {name: m%d}\nspec: {source: {uri: "s3://b/m"}}\n---\n' "$i"

@@ -11,17 +11,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 from=${1:-1}; to=${2:-4}; rounds=${3:-5}
-# shellcheck source=/dev/null
-. "${4:-../shared/tools/realk8s.sh}"
-rk_start >/dev/null || exit 1
+# shellcheck source=scripts/lib/control-plane.sh
+. scripts/lib/control-plane.sh
+cp_start "${4:-../shared/tools/realk8s.sh}" || exit 1
 trap 'kill "${operator_pid:-0}" 2>/dev/null; rk_stop' EXIT
-rk_grant_operator
-kubectl apply --server-side -f crds/trtmodels.yaml >/dev/null
-kubectl wait --for=condition=Established crd/trtmodels.trtserve.io >/dev/null
-TRTSERVE_CONVERTER_IMAGE=registry.example/trtserve-converter:0.1.0 \
-  TRTSERVE_LEADER_ELECTION_NAMESPACE=trtserve-system KUBECONFIG="$RK_DIR/operator.kubeconfig" \
-  .venv/bin/trtserve-operator run -A \
-  >"$RK_DIR/operator.log" 2>&1 &
+operator_run "$RK_DIR/operator.kubeconfig" "$RK_DIR/operator.log"
 operator_pid=$!
 kubectl apply -f - >/dev/null <<EOF
 apiVersion: trtserve.io/v1alpha1

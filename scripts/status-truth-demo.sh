@@ -12,19 +12,13 @@
 # change") has the output of one run. Needs `make setup` (the operator in .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=/dev/null
-. "${1:-../shared/tools/realk8s.sh}"
-rk_start >/dev/null || exit 1
+# shellcheck source=scripts/lib/control-plane.sh
+. scripts/lib/control-plane.sh
+cp_start "${1:-../shared/tools/realk8s.sh}" || exit 1
 trap 'kill "${operator_pid:-0}" 2>/dev/null; rk_stop' EXIT
-rk_grant_operator
-kubectl apply --server-side -f crds/trtmodels.yaml >/dev/null
-kubectl wait --for=condition=Established crd/trtmodels.trtserve.io >/dev/null
 echo "# RBAC: ${RK_RBAC}"
 
-TRTSERVE_CONVERTER_IMAGE=registry.example/trtserve-converter:0.1.0 TRTSERVE_STATUS_INTERVAL=0.2 \
-  TRTSERVE_LEADER_ELECTION_NAMESPACE=trtserve-system KUBECONFIG="$RK_DIR/operator.kubeconfig" \
-  .venv/bin/trtserve-operator run -A \
-  >"$RK_DIR/operator.log" 2>&1 &
+operator_run "$RK_DIR/operator.kubeconfig" "$RK_DIR/operator.log" TRTSERVE_STATUS_INTERVAL=0.2
 operator_pid=$!
 
 # shellcheck source=scripts/lib/fake-kubelet.sh

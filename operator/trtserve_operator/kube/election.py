@@ -170,48 +170,30 @@ class LeaderElector:
         config = self.config
         started = self._clock()
         now = micro_time(self._wall())
-        fresh = LeaseRecord(
-            holder=config.identity,
-            lease_duration_seconds=round(config.lease_duration),
-            acquire_time=now,
-            renew_time=now,
-        )
         try:
             if self._leading and self._observed is not None and self._fence.is_open():
                 # The fast path: no read while this process holds a valid lease.
-                old = self._observed.record
-                record = LeaseRecord(
-                    fresh.holder,
-                    fresh.lease_duration_seconds,
-                    old.acquire_time,
-                    now,
-                    old.transitions,
-                )
-                stored = await self._store.update_lease(
-                    config.namespace, config.name, record, self._observed.resource_version
-                )
-                self._succeeded(stored, started)
-                return True
-            current = await self._store.get_lease(config.namespace, config.name)
-            if current is None:
-                stored = await self._store.create_lease(config.namespace, config.name, fresh)
-                self._succeeded(stored, started)
-                return True
-            self._observe(current)
-            old = current.record
-            if old.holder and old.holder != config.identity and self._valid(old):
-                if self._leading:
-                    self._stop_leading(f"the lease is held by {old.holder}")
-                return False
-            if old.holder == config.identity:  # renewing: keep the acquire time
-                acquired, transitions = old.acquire_time, old.transitions
-            else:  # taking over (or a released lease): a transition
-                acquired, transitions = now, old.transitions + 1
-            record = LeaseRecord(
-                fresh.holder, fresh.lease_duration_seconds, acquired, now, transitions
-            )
+                current = self._observed
+            else:
+                read = await self._store.get_lease(config.namespace, config.name)
+                if read is None:
+                    stored = await self._store.create_lease(
+                        config.namespace, config.name, self._record(None, now)
+                    )
+                    self._succeeded(stored, started)
+                    return True
+                self._observe(read)
+                current = read
+                old = current.record
+                if old.holder and old.holder != config.identity and self._valid(old):
+                    if self._leading:
+                        self._stop_leading(f"the lease is held by {old.holder}")
+                    return False
             stored = await self._store.update_lease(
-                config.namespace, config.name, record, current.resource_version
+                config.namespace,
+                config.name,
+                self._record(current.record, now),
+                current.resource_version,
             )
         except KubeError as error:
             # A conflict (another candidate wrote first) or the API server unreachable:
@@ -221,6 +203,18 @@ class LeaderElector:
             return False
         self._succeeded(stored, started)
         return True
+
+    def _record(self, old: LeaseRecord | None, now: str) -> LeaseRecord:
+        """This process's record, written at ``now`` over ``old``: renewing keeps the
+        acquire time and the transitions; creating or taking over (a released lease too)
+        starts them anew (a takeover counts one more transition)."""
+        if old is not None and old.holder == self.config.identity:
+            acquired, transitions = old.acquire_time, old.transitions
+        else:
+            acquired, transitions = now, (old.transitions + 1 if old is not None else 0)
+        return LeaseRecord(
+            self.config.identity, round(self.config.lease_duration), acquired, now, transitions
+        )
 
     def _failed(self, error: KubeError) -> None:
         """A conflict is the algorithm at work (debug); anything else (RBAC refusing the

@@ -12,11 +12,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from trtserve_operator.handlers.changes import Changes
+from trtserve_operator.handlers.leadership import Leadership
 from trtserve_operator.handlers.retries import Backoff, Retries
 from trtserve_operator.handlers.view import Caches, CacheView
 from trtserve_operator.kube.cache import ObjectCache
 from trtserve_operator.kube.errors import TransientError
 from trtserve_operator.services.benchmark import Benchmarks
+from trtserve_operator.services.metrics import Metrics
 from trtserve_operator.services.reconciler import Reconciler
 
 LABELS = {"app.kubernetes.io/managed-by": "trtserve-operator", "app.kubernetes.io/instance": "m"}
@@ -391,3 +393,22 @@ def test_a_follower_converges_nothing_and_stopping_cancels_the_work_in_flight() 
     assert ("observe", "m", {"precision": "FP16"}) in stopped
     assert stopped[-2:] == [("reset",), ("reset benchmarks",)]
     assert not pending
+
+
+def test_leadership_counts_real_transitions_only() -> None:
+    """Starting as a follower is no transition; leading and stopping are one each."""
+
+    async def scenario() -> Metrics:
+        metrics = Metrics()
+        leadership = Leadership(changes_for(FakeReconciler(), started=False), metrics)
+        assert metrics.value("trtserve_leader_transitions_total", to="follower") == 0
+        leadership.listed()
+        leadership.started_leading()
+        assert metrics.value("trtserve_operator_leader") == 1
+        leadership.stopped_leading()
+        return metrics
+
+    metrics = asyncio.run(scenario())
+    assert metrics.value("trtserve_operator_leader") == 0
+    assert metrics.value("trtserve_leader_transitions_total", to="leader") == 1
+    assert metrics.value("trtserve_leader_transitions_total", to="follower") == 1

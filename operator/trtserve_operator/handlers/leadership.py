@@ -28,7 +28,7 @@ class Leadership:
         self._listed = False
         self.leading = False
         self.holder = ""
-        metrics.set_leader(False)
+        metrics.set_leader(False, transition=False)  # a follower until elected
 
     def listed(self) -> int | None:
         """Every informer has its first listing; the TRTModels converged, if leading."""

@@ -148,10 +148,11 @@ class Metrics:
             self.inc("trtserve_converge_failures_total", reason=reason)
         self._pending.set(pending)
 
-    def set_leader(self, leading: bool) -> None:
-        """Leadership changed (or is known at start): the gauge, and a transition."""
+    def set_leader(self, leading: bool, *, transition: bool = True) -> None:
+        """The leader gauge, and a transition unless this is the state at start."""
         self._leader.set(1 if leading else 0)
-        self.inc("trtserve_leader_transitions_total", to="leader" if leading else "follower")
+        if transition:
+            self.inc("trtserve_leader_transitions_total", to="leader" if leading else "follower")
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a counter sample (0 when never incremented)."""
